@@ -1,1 +1,33 @@
-int main() { return 0; }
+// qvit: quantize vision transformers and run them on CPU. Dispatches to the subcommands; turns
+// library errors into one-line messages and a non-zero exit code.
+#include <cstdio>
+#include <exception>
+#include <vector>
+
+#include "commands.h"
+#include "qvit/error.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"qvit: post-training quantization and CPU inference for vision transformers"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "qvit 0.1.0");
+  const std::vector<qvit::cli::Command> commands = {
+      qvit::cli::add_eval_command(app),
+  };
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    for (const auto& c : commands)
+      if (c.app->parsed()) return c.run();
+  } catch (const qvit::Error& e) {
+    std::fprintf(stderr, "qvit: error: %s\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "qvit: error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,131 @@
+// qvit eval: top-1/top-5 of a model on an image dataset.
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+
+#include "commands.h"
+#include "progress.h"
+#include "qvit/dataset.h"
+#include "qvit/error.h"
+#include "qvit/eval.h"
+#include "qvit/io.h"
+#include "qvit/model.h"
+#include "qvit/parallel.h"
+
+namespace qvit::cli {
+
+std::string default_data_dir() {
+  const char* env = std::getenv("QVIT_DATA");
+  return env && *env ? env : "../shared/data";
+}
+
+namespace {
+
+struct EvalArgs {
+  std::string model, weights, data, labels, json;
+  bool allow_missing = false;
+  size_t limit = 0;
+  int batch = 32, threads = 0, workers = 2;
+  float crop_pct = 0;
+  std::vector<float> mean, std;
+  std::string interpolation;
+};
+
+void apply_preprocess_overrides(const EvalArgs& a, PreprocessConfig& pre, int img_size) {
+  if (a.crop_pct != 0) {
+    if (!(a.crop_pct > 0 && a.crop_pct <= 1))
+      fail("cli", "--crop-pct must be in (0, 1], got {}", a.crop_pct);
+    pre.resize_short = static_cast<int>(img_size / a.crop_pct);
+  }
+  auto take3 = [](const std::vector<float>& v, const char* flag, std::array<float, 3>& out) {
+    if (v.empty()) return;
+    if (v.size() != 3) fail("cli", "{} takes 3 values, got {}", flag, v.size());
+    for (int i = 0; i < 3; ++i) out[i] = v[i];
+  };
+  take3(a.mean, "--mean", pre.mean);
+  take3(a.std, "--std", pre.std);
+  for (float s : pre.std)
+    if (!(s > 0)) fail("cli", "--std values must be positive");
+  if (a.interpolation == "bilinear") pre.interpolation = Interpolation::bilinear;
+  else if (a.interpolation == "bicubic") pre.interpolation = Interpolation::bicubic;
+  else if (!a.interpolation.empty())
+    fail("cli", "--interpolation must be bicubic or bilinear, got '{}'", a.interpolation);
+}
+
+int run_eval(const EvalArgs& a) {
+  set_num_threads(a.threads);
+  const ModelConfig& cfg = model_config(a.model);
+  PreprocessConfig pre = cfg.preprocess();
+  apply_preprocess_overrides(a, pre, cfg.img_size);
+  Dataset ds = open_dataset(a.data, a.labels, cfg.num_classes, a.allow_missing);
+  std::unique_ptr<Model> model = load_model(a.model, a.weights);
+
+  std::vector<size_t> order(ds.samples.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  if (a.limit > 0 && a.limit < order.size()) order.resize(a.limit);
+
+  std::fprintf(stderr, "qvit eval: %s (%s), %zu images from %s, batch %d, %d threads\n",
+               cfg.name.c_str(), a.weights.c_str(), order.size(), a.data.c_str(), a.batch,
+               num_threads());
+  Progress progress("eval", "img");
+  EvalOptions opt;
+  opt.batch = a.batch;
+  opt.workers = a.workers;
+  opt.on_progress = [&](size_t done, size_t total) { progress.update(done, total); };
+  EvalResult r = evaluate(*model, ds, order, pre, opt);
+  progress.finish();
+
+  std::printf("| model | weights | images | top-1 (%%) | top-5 (%%) | images/s |\n");
+  std::printf("|---|---|---:|---:|---:|---:|\n");
+  std::printf("| %s | %s | %zu | %.2f | %.2f | %.1f |\n", cfg.name.c_str(), a.weights.c_str(),
+              r.images, r.top1_pct(), r.top5_pct(), r.images_per_second());
+  if (r.labelled < r.images)
+    std::printf("(%zu of %zu images have labels; accuracy is over those)\n", r.labelled, r.images);
+
+  if (!a.json.empty()) {
+    nlohmann::json j = eval_json(r, ds);
+    j["model"] = cfg.name;
+    j["weights"] = a.weights;
+    j["data"] = a.data;
+    j["batch"] = a.batch;
+    j["threads"] = num_threads();
+    write_file_atomic(a.json, j.dump(1) + "\n");
+    std::fprintf(stderr, "wrote %s\n", a.json.c_str());
+  }
+  return 0;
+}
+
+}  // namespace
+
+Command add_eval_command(CLI::App& app) {
+  auto args = std::make_shared<EvalArgs>();
+  CLI::App* sub = app.add_subcommand("eval", "Evaluate top-1/top-5 accuracy on an image dataset");
+  sub->add_option("--model", args->model, "Model name (e.g. deit_tiny, vit_base, swin_tiny)")
+      ->required();
+  sub->add_option("--weights", args->weights,
+                  "Weights: .safetensors or .pth (timm names), or random:SEED")
+      ->required();
+  sub->add_option("--data", args->data,
+                  "Image folder: ROOT/<class>/<image> (ImageFolder), or flat with --labels")
+      ->required();
+  sub->add_option("--labels", args->labels, "Label file of 'FILE LABEL' lines for a flat folder");
+  sub->add_flag("--allow-missing", args->allow_missing,
+                "With --labels: evaluate the images present even if the list names more");
+  sub->add_option("--limit", args->limit, "Evaluate only the first N images (0 = all)");
+  sub->add_option("--batch", args->batch, "Batch size")->capture_default_str()->check(CLI::Range(1, 4096));
+  sub->add_option("--threads", args->threads, "Compute threads (0 = all cores)")
+      ->capture_default_str()->check(CLI::Range(0, 1024));
+  sub->add_option("--workers", args->workers, "Image decoding threads")
+      ->capture_default_str()->check(CLI::Range(1, 8));
+  sub->add_option("--json", args->json, "Write totals and per-image top-5 to this JSON file");
+  sub->add_option("--crop-pct", args->crop_pct,
+                  "Resize the short side to floor(224 / crop_pct) (default: the model's)");
+  sub->add_option("--mean", args->mean, "Normalisation mean, 3 values (default: the model's)")
+      ->delimiter(',');
+  sub->add_option("--std", args->std, "Normalisation std, 3 values (default: the model's)")
+      ->delimiter(',');
+  sub->add_option("--interpolation", args->interpolation, "bicubic (default) or bilinear");
+  return {sub, [args] { return run_eval(*args); }};
+}
+
+}  // namespace qvit::cli

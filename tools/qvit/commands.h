@@ -1,0 +1,22 @@
+// The qvit command-line tool: one file per command, each adding its subcommand to the app.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <string>
+
+namespace qvit::cli {
+
+struct Command {
+  CLI::App* app;
+  std::function<int()> run;  // returns the exit code
+};
+
+Command add_eval_command(CLI::App& app);
+
+// Shared helpers.
+// Default data folder: $QVIT_DATA or ../shared/data.
+std::string default_data_dir();
+
+}  // namespace qvit::cli
