@@ -23,7 +23,7 @@ def fnv1a32(s: str) -> int:
 
 def hash32(idx: torch.Tensor, seed: int) -> torch.Tensor:
     # every product stays below 2^63, so int64 arithmetic is exact
-    x = (idx + seed * 0x9E3779B9) & M32
+    x = (idx + ((seed * 0x9E3779B9) & M32)) & M32
     x = x ^ (x >> 16)
     x = (x * 0x7FEB352D) & M32
     x = x ^ (x >> 15)
