@@ -14,6 +14,7 @@ struct Command {
 };
 
 Command add_eval_command(CLI::App& app);
+Command add_bench_command(CLI::App& app);
 
 // Shared helpers.
 // Default data folder: $QVIT_DATA or ../shared/data.

@@ -1,0 +1,75 @@
+// qvit bench: times the model forward pass (no image decoding) and prints median latency and
+// throughput. Used by bench/compare_pytorch.py for side-by-side tables.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <memory>
+
+#include "commands.h"
+#include "qvit/error.h"
+#include "qvit/io.h"
+#include "qvit/model.h"
+#include "qvit/parallel.h"
+
+namespace qvit::cli {
+
+namespace {
+
+struct BenchArgs {
+  std::string model, weights = "random:0", json;
+  int batch = 1, threads = 0, iters = 20, warmup = 3;
+  double min_seconds = 0;
+};
+
+int run_bench(const BenchArgs& a) {
+  set_num_threads(a.threads);
+  auto model = load_model(a.model, a.weights);
+  const ModelConfig& cfg = model->config();
+  Tensor x = synthetic_input({a.batch, cfg.in_chans, cfg.img_size, cfg.img_size}, 1);
+  for (int i = 0; i < a.warmup; ++i) model->forward(x);
+  std::vector<double> ms;
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0;; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    model->forward(x);
+    const auto t1 = std::chrono::steady_clock::now();
+    ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+    const double total = std::chrono::duration<double>(t1 - start).count();
+    if (i + 1 >= a.iters && total >= a.min_seconds) break;
+  }
+  std::vector<double> sorted = ms;
+  std::sort(sorted.begin(), sorted.end());
+  const double median = sorted[sorted.size() / 2];
+  const double ips = a.batch * 1000.0 / median;
+  std::printf("%s batch %d threads %d: median %.2f ms/batch (%.2f ms/image), %.1f images/s, "
+              "min %.2f max %.2f over %zu runs\n",
+              cfg.name.c_str(), a.batch, num_threads(), median, median / a.batch, ips, sorted.front(),
+              sorted.back(), sorted.size());
+  if (!a.json.empty()) {
+    nlohmann::json j = {{"model", cfg.name},        {"batch", a.batch},
+                        {"threads", num_threads()}, {"median_ms", median},
+                        {"images_per_second", ips}, {"runs_ms", ms}};
+    write_file_atomic(a.json, j.dump(1) + "\n");
+  }
+  return 0;
+}
+
+}  // namespace
+
+Command add_bench_command(CLI::App& app) {
+  auto args = std::make_shared<BenchArgs>();
+  CLI::App* sub = app.add_subcommand("bench", "Time the forward pass (median of repeated runs)");
+  sub->add_option("--model", args->model, "Model name")->required();
+  sub->add_option("--weights", args->weights, "Weights file or random:SEED")->capture_default_str();
+  sub->add_option("--batch", args->batch, "Batch size")->capture_default_str()->check(CLI::Range(1, 4096));
+  sub->add_option("--threads", args->threads, "Compute threads (0 = all cores)")
+      ->capture_default_str()->check(CLI::Range(0, 1024));
+  sub->add_option("--iters", args->iters, "Timed runs (at least)")->capture_default_str()->check(CLI::Range(1, 100000));
+  sub->add_option("--warmup", args->warmup, "Untimed runs first")->capture_default_str()->check(CLI::Range(0, 1000));
+  sub->add_option("--min-seconds", args->min_seconds, "Keep running at least this long")
+      ->capture_default_str();
+  sub->add_option("--json", args->json, "Write the timings to this JSON file");
+  return {sub, [args] { return run_bench(*args); }};
+}
+
+}  // namespace qvit::cli
