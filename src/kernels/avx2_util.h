@@ -1,0 +1,62 @@
+// AVX2 helpers shared by the *_avx2.cpp translation units (include only from those: the
+// intrinsics need -mavx2 -mfma).
+#pragma once
+
+#include <immintrin.h>
+
+#include <cstdint>
+
+namespace qvit::kernels_detail {
+
+// Lane mask with the first n (0..8) lanes set, for _mm256_maskload_ps / _mm256_maskstore_ps.
+inline __m256i avx2_tail_mask(int64_t n) {
+  alignas(32) static const int32_t kBits[16] = {-1, -1, -1, -1, -1, -1, -1, -1,
+                                                0,  0,  0,  0,  0,  0,  0,  0};
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kBits + 8 - n));
+}
+
+// Masked load whose inactive lanes hold `fill` instead of 0.
+inline __m256 avx2_load_tail(const float* p, int64_t n, float fill) {
+  const __m256i m = avx2_tail_mask(n);
+  return _mm256_blendv_ps(_mm256_set1_ps(fill), _mm256_maskload_ps(p, m), _mm256_castsi256_ps(m));
+}
+
+// Horizontal sum in a fixed order.
+inline float avx2_hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+inline float avx2_hmax(__m256 v) {
+  __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_max_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// exp(x) to ~2 ulp on [-87.3, 88]; 0 below (no denormals), clamped above. Cody-Waite reduction
+// x = n ln2 + r with |r| <= ln2/2, the classic Cephes degree-7 polynomial for e^r, then 2^n
+// built in the exponent bits.
+inline __m256 avx2_exp(__m256 x) {
+  const __m256 kLo = _mm256_set1_ps(-87.33654f);  // ln(FLT_MIN)
+  const __m256 kHi = _mm256_set1_ps(88.0f);
+  const __m256 underflow = _mm256_cmp_ps(x, kLo, _CMP_LT_OQ);
+  x = _mm256_min_ps(_mm256_max_ps(x, kLo), kHi);
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+  p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_andnot_ps(underflow, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
+}
+
+}  // namespace qvit::kernels_detail
