@@ -19,6 +19,10 @@ struct ModelFamily {
 std::vector<WeightSpec> vit_weight_specs(const ModelConfig& cfg);
 std::unique_ptr<Model> create_vit(const ModelConfig& cfg, const WeightFile& weights);
 
+std::vector<WeightSpec> swin_weight_specs(const ModelConfig& cfg);
+void swin_normalize_weights(const ModelConfig& cfg, WeightFile& weights);
+std::unique_ptr<Model> create_swin(const ModelConfig& cfg, const WeightFile& weights);
+
 const ModelFamily& model_family(const std::string& name);
 
 }  // namespace qvit

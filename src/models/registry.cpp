@@ -71,6 +71,7 @@ const std::vector<Entry>& registry() {
 const std::vector<ModelFamily>& families() {
   static const std::vector<ModelFamily> f = {
       {"vit", &vit_weight_specs, nullptr, &create_vit},
+      {"swin", &swin_weight_specs, &swin_normalize_weights, &create_swin},
   };
   return f;
 }
