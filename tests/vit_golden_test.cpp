@@ -29,7 +29,7 @@ void check_synthetic(const std::string& name) {
   Tensor x = synthetic_input({2, 3, 224, 224}, g.meta["input_seed"].get<uint32_t>());
   Tensor logits = model->forward(x);
   EXPECT_LT(rel_error(logits.f32(), g.array("logits")), 1e-4) << name << " logits";
-  for (const std::string key : {std::string("blocks.0"), "blocks." + std::to_string(cfg.depth - 1)}) {
+  for (const std::string& key : {std::string("blocks.0"), "blocks." + std::to_string(cfg.depth - 1)}) {
     auto want = g.array(key);
     const int64_t per_item = static_cast<int64_t>(want.size() / 2);
     std::vector<float> got;
