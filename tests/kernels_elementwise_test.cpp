@@ -120,6 +120,22 @@ TEST_P(GeluTest, DenseSweepWithinContract) {
   EXPECT_LT(worst_erff, kGeluAbsTol);
 }
 
+TEST_P(GeluTest, EveryFloatWhereErrorIsLargest) {
+  // Where erf(x/sqrt2) is close to +-1 and |x|/2 magnifies its error: every float in
+  // +-[4.5, 5.7] (the saturation threshold is 5.6).
+  std::vector<float> x;
+  for (float v = 4.5f; v <= 5.7f; v = std::nextafter(v, 10.0f)) {
+    x.push_back(v);
+    x.push_back(-v);
+  }
+  std::vector<float> y(x.size()), r(x.size());
+  gelu_f32(x.data(), y.data(), static_cast<int64_t>(x.size()));
+  gelu_f32_ref(x.data(), r.data(), static_cast<int64_t>(x.size()));
+  double worst = 0.0;
+  for (size_t i = 0; i < x.size(); ++i) worst = std::max(worst, std::abs(double(y[i]) - r[i]));
+  EXPECT_LT(worst, kGeluAbsTol);
+}
+
 TEST_P(GeluTest, TailsAndInPlace) {
   for (const int64_t n : kAwkwardSizes) {
     auto x = random_vec(static_cast<size_t>(n), static_cast<uint32_t>(n), -6.0f, 6.0f);
