@@ -34,6 +34,11 @@ enum class Interpolation { bicubic, bilinear };
 // pass first).
 Image resize_image(const Image& img, int out_w, int out_h, Interpolation filter);
 
+// The window [x0, x0 + w) x [y0, y0 + h) of resize_image(img, out_w, out_h, filter), computed
+// without the rest of the output (bit-exact with cropping the full result; used for the crop).
+Image resize_image_window(const Image& img, int out_w, int out_h, Interpolation filter, int x0,
+                          int y0, int w, int h);
+
 struct PreprocessConfig {
   int resize_short = 256;  // floor(crop / crop_pct)
   int crop = 224;
