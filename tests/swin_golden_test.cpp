@@ -104,7 +104,9 @@ INSTANTIATE_TEST_SUITE_P(Models, SwinGolden,
                          ::testing::Values("swin_tiny_patch4_window7_224",
                                            "swin_small_patch4_window7_224",
                                            "swin_base_patch4_window7_224"),
-                         [](const auto& info) { return info.param.substr(0, info.param.find('_', 5)); });
+                         [](const auto& info) {
+                           return info.param.substr(0, info.param.find('_', 5));
+                         });
 
 // Windows are laid out batch-major, so image b of a batch must give what it gives alone.
 TEST(SwinBatch, ImagesAreIndependent) {

@@ -165,8 +165,9 @@ TEST_F(SwinLoading, MisshapedBiasTableFails) {
             std::string::npos)
       << msg;
   wf_.tensors[key] = Tensor({13, 13, 3});
-  EXPECT_NE(error_of([&] { create_model(cfg_, wf_); }).find("has shape [13,13,3], expected [169,3]"),
-            std::string::npos);
+  EXPECT_NE(
+      error_of([&] { create_model(cfg_, wf_); }).find("has shape [13,13,3], expected [169,3]"),
+      std::string::npos);
 }
 
 TEST_F(SwinLoading, BothLayoutsAtOnceFail) {

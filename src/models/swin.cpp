@@ -27,7 +27,9 @@ struct StageGeometry {
   int64_t windows() const { return (res / window) * (res / window); }
 };
 
-int num_stages(const ModelConfig& c) { return static_cast<int>(c.depths.size()); }
+int num_stages(const ModelConfig& c) {
+  return static_cast<int>(c.depths.size());
+}
 
 StageGeometry stage_geometry(const ModelConfig& c, int i) {
   const int stages = num_stages(c);
@@ -95,12 +97,14 @@ std::vector<int32_t> window_order(const StageGeometry& g, int64_t shift) {
   return order;
 }
 
-// Splits "layers.{i}.<middle>{j}.<rest>"-style keys: reads a decimal number at the front of s.
+// Key parsing helpers: consume a decimal number (no leading zeros) or a fixed prefix from the
+// front of s; false (s unchanged) when it is not there.
 bool take_number(std::string_view& s, int* out) {
   size_t n = 0;
   int v = 0;
   while (n < s.size() && n < 6 && s[n] >= '0' && s[n] <= '9') v = v * 10 + (s[n++] - '0');
-  if (n == 0 || (n > 1 && s[0] == '0') || (n < s.size() && s[n] >= '0' && s[n] <= '9')) return false;
+  if (n == 0 || (n > 1 && s[0] == '0') || (n < s.size() && s[n] >= '0' && s[n] <= '9'))
+    return false;
   *out = v;
   s.remove_prefix(n);
   return true;
@@ -133,9 +137,10 @@ void check_index_buffer(const std::string& file, const std::string& key, const T
   for (int64_t i = 0; i < N * N; ++i) {
     const int64_t v = t.dtype() == DType::i64 ? t.data<int64_t>()[i] : t.data<int32_t>()[i];
     if (v != want[i])
-      fail("swin", "{}: tensor '{}' is not the relative position index of a {}x{} window: "
-           "element [{},{}] is {}, expected {}", file, key, g.window, g.window, i / N, i % N, v,
-           want[i]);
+      fail("swin",
+           "{}: tensor '{}' is not the relative position index of a {}x{} window: "
+           "element [{},{}] is {}, expected {}",
+           file, key, g.window, g.window, i / N, i % N, v, want[i]);
   }
 }
 
@@ -206,7 +211,8 @@ void swin_normalize_weights(const ModelConfig& cfg, WeightFile& weights) {
   WeightMap& w = weights.tensors;
   int stage = 0, block = 0;
   for (auto it = w.begin(); it != w.end();) {
-    const bool is_index = parse_block_key(it->first, "attn.relative_position_index", &stage, &block);
+    const bool is_index =
+        parse_block_key(it->first, "attn.relative_position_index", &stage, &block);
     const bool is_mask = !is_index && parse_block_key(it->first, "attn_mask", &stage, &block);
     if ((!is_index && !is_mask) || stage >= num_stages(cfg) || block >= cfg.depths[stage]) {
       ++it;  // not a buffer of this model: check_weights reports it
@@ -232,8 +238,10 @@ void swin_normalize_weights(const ModelConfig& cfg, WeightFile& weights) {
     if (merge_at_end && take_prefix(rest, "layers.") && take_number(rest, &i) &&
         take_prefix(rest, ".downsample.")) {
       if (i + 1 >= num_stages(cfg))
-        fail("swin", "{}: tensor '{}' belongs to the current Swin key layout, but the file also has "
-             "'layers.0.downsample.*' of the older one", file, key);
+        fail("swin",
+             "{}: tensor '{}' belongs to the current Swin key layout, but the file also has "
+             "'layers.0.downsample.*' of the older one",
+             file, key);
       name = "layers." + std::to_string(i + 1) + ".downsample." + std::string(rest);
     } else if ((key == "head.weight" || key == "head.bias") && !w.count("head.fc." + key.substr(5)))
       name = "head.fc." + key.substr(5);
@@ -255,8 +263,9 @@ class SwinModel final : public Model {
       return it->second;
     };
     const int64_t C0 = cfg.dim, P = cfg.patch;
-    patch_embed_ = LinearF32(get("patch_embed.proj.weight").reshaped({C0, int64_t(cfg.in_chans) * P * P}),
-                             get("patch_embed.proj.bias"));
+    patch_embed_ =
+        LinearF32(get("patch_embed.proj.weight").reshaped({C0, int64_t(cfg.in_chans) * P * P}),
+                  get("patch_embed.proj.bias"));
     patch_norm_w_ = get("patch_embed.norm.weight");
     patch_norm_b_ = get("patch_embed.norm.bias");
     for (int i = 0; i < num_stages(cfg); ++i) {
@@ -310,7 +319,8 @@ class SwinModel final : public Model {
     const StageGeometry& g0 = stages_[0].g;
     im2patch_f32(images.f32(), patches_.f32(), B, c.in_chans, c.img_size, c.img_size, c.patch);
     patch_embed_.forward(patches_.f32(), x, B * g0.tokens());
-    layernorm_f32(x, patch_norm_w_.f32(), patch_norm_b_.f32(), x, B * g0.tokens(), g0.dim, c.ln_eps);
+    layernorm_f32(x, patch_norm_w_.f32(), patch_norm_b_.f32(), x, B * g0.tokens(), g0.dim,
+                  c.ln_eps);
 
     for (size_t i = 0; i < stages_.size(); ++i) {
       const Stage& st = stages_[i];
