@@ -6,6 +6,9 @@
 // naive float loop (batch 1, 1 thread). At the end a table prints GFLOP/s and the ratio
 // LinearF32 / oneDNN (medians over the repetitions).
 //
+// Timing: single-threaded runs report the main thread's CPU time (robust on a shared, loaded
+// machine: time spent descheduled does not count); 2-thread runs must use wall time.
+//
 // Suggested run (repetitions interleaved, so slow drifts of a shared machine hit all peers):
 //   kernels_bench --benchmark_repetitions=5 --benchmark_enable_random_interleaving=true
 //                 --benchmark_min_time=0.1 --benchmark_filter=linear
@@ -294,32 +297,29 @@ void register_all() {
                                    std::to_string(batch) + "/t" + std::to_string(threads) + "/" +
                                    impl_name(impl);
           g_linear_names[name] = {s.layer, batch, threads};
-          benchmark::RegisterBenchmark(name.c_str(), bm_linear, s, batch, threads, impl)
-              ->UseRealTime()
-              ->Unit(benchmark::kMicrosecond);
+          auto* b = benchmark::RegisterBenchmark(name.c_str(), bm_linear, s, batch, threads, impl);
+          b->Unit(benchmark::kMicrosecond);
+          if (threads > 1) b->UseRealTime();
         }
       }
     }
   }
   // DeiT-Tiny per image: 197 x 768 GELUs per block.
   for (const char* v : {"avx2", "ref", "erff_loop"}) {
-    benchmark::RegisterBenchmark((std::string("gelu/197x768/") + v).c_str(), bm_gelu, 197 * 768, v)
-        ->UseRealTime();
+    benchmark::RegisterBenchmark((std::string("gelu/197x768/") + v).c_str(), bm_gelu, 197 * 768, v);
   }
   for (const auto& [rows, C] : {std::pair<int64_t, int64_t>{197, 192}, {197, 768}, {3136, 96}}) {
     for (const KernelPath p : {KernelPath::avx2, KernelPath::ref}) {
       const std::string tag = std::to_string(rows) + "x" + std::to_string(C) + "/" +
                               qvit::kernel_path_name(p);
-      benchmark::RegisterBenchmark(("layernorm/" + tag).c_str(), bm_layernorm, rows, C, p)
-          ->UseRealTime();
+      benchmark::RegisterBenchmark(("layernorm/" + tag).c_str(), bm_layernorm, rows, C, p);
     }
   }
   for (const auto& [rows, cols] : {std::pair<int64_t, int64_t>{3 * 197, 197}, {64 * 3 * 49, 49}}) {
     for (const KernelPath p : {KernelPath::avx2, KernelPath::ref}) {
       const std::string tag = std::to_string(rows) + "x" + std::to_string(cols) + "/" +
                               qvit::kernel_path_name(p);
-      benchmark::RegisterBenchmark(("softmax/" + tag).c_str(), bm_softmax, rows, cols, p)
-          ->UseRealTime();
+      benchmark::RegisterBenchmark(("softmax/" + tag).c_str(), bm_softmax, rows, cols, p);
     }
   }
   struct Att {
@@ -335,10 +335,10 @@ void register_all() {
         if (p == KernelPath::ref && threads != 1) continue;
         const std::string name = std::string("attention/") + a.name + "/t" +
                                  std::to_string(threads) + "/" + qvit::kernel_path_name(p);
-        benchmark::RegisterBenchmark(name.c_str(), bm_attention, a.B, a.N, a.heads, a.head_dim,
-                                     a.swin, threads, p)
-            ->UseRealTime()
-            ->Unit(benchmark::kMicrosecond);
+        auto* b = benchmark::RegisterBenchmark(name.c_str(), bm_attention, a.B, a.N, a.heads,
+                                               a.head_dim, a.swin, threads, p);
+        b->Unit(benchmark::kMicrosecond);
+        if (threads > 1) b->UseRealTime();
       }
     }
   }

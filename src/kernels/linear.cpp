@@ -6,13 +6,13 @@
 // single-threaded matmul call. Each item is then computed identically whatever thread runs it.
 //
 // Preparation (once, in the constructor): for each panel width, oneDNN is asked which weight
-// layout it wants (format_tag::any) and the panel is reordered into it (on CPUs where that is
-// plain W^T [N,K] already, the caller's buffer is used as is). Primitives are cached per
-// (rows, panel width); a forward() creates at most four the first time it sees a new M, and
+// layout it wants (format_tag::any) and the panel is reordered into it. Primitives are cached
+// per (rows, panel width); a forward() creates at most four the first time it sees a new M, and
 // none afterwards. Scratchpads are user-managed per thread, so concurrent forwards are safe.
 #include <dnnl.hpp>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <map>
 #include <memory>
@@ -40,8 +40,8 @@ constexpr auto kF32 = memory::data_type::f32;
 // bench/kernels_bench.cpp; docs/performance.md has the numbers.
 constexpr int64_t kPanelTargetCols = 384;  // output columns per panel (rounded to 64)
 constexpr double kItemFlops = 4e6;         // aimed-for work per item
-constexpr int64_t kMaxItems = 64;          // enough to balance any sane thread count
-constexpr int64_t kMinRows = 16;           // smallest row chunk worth a call
+constexpr int64_t kMaxItems = 16;          // enough to balance a few threads, dynamically
+constexpr int64_t kMinRows = 48;           // smallest row chunk worth a call (per-call packing)
 
 dnnl::engine& cpu_engine() {
   static dnnl::engine eng(dnnl::engine::kind::cpu, 0);
@@ -75,33 +75,33 @@ uint64_t next_prim_id() {
   return id.fetch_add(1, std::memory_order_relaxed);
 }
 
-bool is_plain(const memory::desc& md) {
-  return md.data.format_kind == dnnl_blocked && md.data.format_desc.blocking.inner_nblks == 0;
-}
-
 }  // namespace
 
 struct LinearF32::Impl {
   int64_t N = 0, K = 0;
-  Tensor weight;  // [N,K] as given (shared buffer): the ref path and the plain-layout fallback
+  Tensor weight;  // [N,K] as given (shared buffer): the ref path and the source of reorders
   Tensor bias;    // [N] or empty
 
+  // Weight layouts oneDNN asked for, per panel width. Almost always one; a second appears only
+  // if some row count makes oneDNN pick another implementation. Slots are written once, under
+  // the unique lock, before the primitive that uses them is published.
+  static constexpr size_t kMaxLayouts = 4;
   struct Panel {
     int64_t n0 = 0, width = 0;
-    memory wmem;      // weights in the preferred layout for this width
-    memory plain;     // the same columns of the caller's W, viewed as [K,width] with strides {1,K}
+    memory plain;     // the caller's W[n0:n0+width, :] viewed as [K,width], strides {1,K}
     memory bias_mem;  // bias[n0 : n0+width] as [1,width], or empty
+    std::array<memory, kMaxLayouts> layouts;
   };
   std::vector<Panel> panels;
   int64_t panel_width = 0;
-  std::map<int64_t, memory::desc> preferred;  // panel width -> weight layout
+  std::map<int64_t, std::vector<memory::desc>> layouts_by_width;
 
   struct Prim {
     uint64_t id = 0;
     dnnl::matmul mm;
     memory::desc src_md, dst_md, scratch_md;
     size_t scratch_bytes = 0;
-    bool plain_weights = false;
+    size_t layout = 0;  // index into Panel::layouts
   };
   mutable std::shared_mutex mu;
   mutable std::map<std::pair<int64_t, int64_t>, std::unique_ptr<Prim>> prims;  // (rows, width)
@@ -129,10 +129,32 @@ struct LinearF32::Impl {
   }
 
   void build(const Tensor& w, const Tensor& b);
+  // Index of `want` among the layouts of `width`, reordering every panel of that width into it
+  // if it is new. Needs the unique lock (or the constructor). Returns kMaxLayouts when full.
+  size_t find_or_add_layout(int64_t width, const memory::desc& want) const;
   std::unique_ptr<Prim> create_prim(int64_t rows, int64_t width) const;
   const Prim* get_prim(int64_t rows, int64_t width) const;
   void forward(const float* x, float* y, int64_t M) const;
 };
+
+size_t LinearF32::Impl::find_or_add_layout(int64_t width, const memory::desc& want) const {
+  auto& known = const_cast<Impl*>(this)->layouts_by_width[width];
+  for (size_t i = 0; i < known.size(); ++i)
+    if (known[i] == want) return i;
+  if (known.size() == kMaxLayouts) return kMaxLayouts;
+  const size_t slot = known.size();
+  auto& eng = cpu_engine();
+  dnnl::stream stream(eng);
+  for (const Panel& p : panels) {
+    if (p.width != width) continue;
+    memory dst(want, eng);
+    dnnl::reorder(p.plain, dst).execute(stream, const_cast<memory&>(p.plain), dst);
+    const_cast<Panel&>(p).layouts[slot] = dst;
+  }
+  stream.wait();
+  known.push_back(want);
+  return slot;
+}
 
 void LinearF32::Impl::build(const Tensor& w, const Tensor& b) {
   weight = w;
@@ -140,13 +162,13 @@ void LinearF32::Impl::build(const Tensor& w, const Tensor& b) {
   N = w.dim(0);
   K = w.dim(1);
   // Column panels: at most ~kPanelTargetCols wide, a multiple of 64 except the last.
-  const int64_t n_panels0 = (N + kPanelTargetCols - 1) / kPanelTargetCols;
+  int64_t n_panels0 = (N + kPanelTargetCols - 1) / kPanelTargetCols;
+  if (n_panels0 > 1 && n_panels0 % 2 != 0) ++n_panels0;  // pairs of panels balance 2 threads
   panel_width = std::min(N, ((N + n_panels0 - 1) / n_panels0 + 63) / 64 * 64);
   const int64_t n_panels = (N + panel_width - 1) / panel_width;
 
   kernels_detail::SingleThreadScope single_thread;  // primitives are always run on one thread
   auto& eng = cpu_engine();
-  dnnl::stream stream(eng);
   auto* wdata = const_cast<float*>(weight.f32());
   auto* bdata = bias.empty() ? nullptr : const_cast<float*>(bias.f32());
   for (int64_t p = 0; p < n_panels; ++p) {
@@ -155,54 +177,41 @@ void LinearF32::Impl::build(const Tensor& w, const Tensor& b) {
     panel.width = std::min(panel_width, N - panel.n0);
     panel.plain = memory(plain_wmd(panel.width), eng, wdata + panel.n0 * K);
     if (bdata) panel.bias_mem = memory(bias_md(panel.width), eng, bdata + panel.n0);
-    auto it = preferred.find(panel.width);
-    if (it == preferred.end()) {
-      // Ask oneDNN for its layout at a typical row count; prefer the caller's buffer when
-      // oneDNN wants a plain layout anyway and runs the same implementation on W^T.
-      const auto pd_any = make_pd(64, panel.width, any_wmd(panel.width));
-      memory::desc want = pd_any.weights_desc();
-      if (is_plain(want)) {
-        try {
-          const auto pd_plain = make_pd(64, panel.width, plain_wmd(panel.width));
-          if (std::string(pd_plain.impl_info_str()) == pd_any.impl_info_str()) {
-            want = plain_wmd(panel.width);
-          }
-        } catch (const dnnl::error&) {
-        }
-      }
-      it = preferred.emplace(panel.width, want).first;
-    }
-    if (it->second == plain_wmd(panel.width)) {
-      panel.wmem = panel.plain;
-    } else {
-      panel.wmem = memory(it->second, eng);
-      dnnl::reorder(panel.plain, panel.wmem).execute(stream, panel.plain, panel.wmem);
-    }
     panels.push_back(std::move(panel));
   }
-  stream.wait();
+  // Prepare the weights in the layout oneDNN wants at a typical row count.
+  for (const int64_t width : {panel_width, panels.back().width}) {
+    find_or_add_layout(width, make_pd(2 * kMinRows, width, any_wmd(width)).weights_desc());
+  }
 }
 
 std::unique_ptr<LinearF32::Impl::Prim> LinearF32::Impl::create_prim(int64_t rows,
                                                                     int64_t width) const {
   kernels_detail::SingleThreadScope single_thread;
-  const memory::desc& want = preferred.at(width);
   auto pd_any = make_pd(rows, width, any_wmd(width));
+  const std::string impl = pd_any.impl_info_str();
   auto pr = std::make_unique<Prim>();
   std::optional<dnnl::matmul::primitive_desc> pd;
-  if (pd_any.weights_desc() == want) {
-    pd = pd_any;
-  } else {
-    // Same implementation on the prepared layout? Otherwise fall back to the plain weights
-    // (never to a slower implementation that merely accepts the blocked layout).
+  // 1. oneDNN's choice for this row count, if that layout is already prepared.
+  const auto& known = layouts_by_width.at(width);
+  for (size_t i = 0; i < known.size() && !pd; ++i) {
+    if (known[i] == pd_any.weights_desc()) pd = pd_any, pr->layout = i;
+  }
+  // 2. The same implementation on a prepared layout (never a slower one that merely accepts it).
+  for (size_t i = 0; i < known.size() && !pd; ++i) {
     try {
-      auto pd_want = make_pd(rows, width, want);
-      if (std::string(pd_want.impl_info_str()) == pd_any.impl_info_str()) pd = pd_want;
+      auto pd_i = make_pd(rows, width, known[i]);
+      if (impl == pd_i.impl_info_str()) pd = pd_i, pr->layout = i;
     } catch (const dnnl::error&) {
     }
-    if (!pd) {
-      pd = make_pd(rows, width, plain_wmd(width));
-      pr->plain_weights = true;
+  }
+  // 3. Prepare oneDNN's choice (or, with every slot taken, take what accepts layout 0).
+  if (!pd) {
+    const size_t slot = find_or_add_layout(width, pd_any.weights_desc());
+    if (slot < kMaxLayouts) {
+      pd = pd_any, pr->layout = slot;
+    } else {
+      pd = make_pd(rows, width, known[0]), pr->layout = 0;
     }
   }
   pr->id = next_prim_id();
@@ -268,7 +277,8 @@ void LinearF32::Impl::forward(const float* x, float* y, int64_t M) const {
     kernels_detail::SingleThreadScope single_thread;
     ThreadExec& te = thread_exec();
     for (int64_t item = i0; item < i1; ++item) {
-      const int64_t mi = item / n_panels, pi = item % n_panels;
+      // Panel-major: consecutive items reuse the same weight panel from cache.
+      const int64_t pi = item / n_m, mi = item % n_m;
       const Panel& panel = panels[pi];
       const Prim* pr = prim[mi == n_m - 1 ? 1 : 0][panel.width == panel_width ? 0 : 1];
       ExecMems& em = te.mems[pr->id];
@@ -283,7 +293,7 @@ void LinearF32::Impl::forward(const float* x, float* y, int64_t M) const {
       dnnl_exec_arg_t args[5];
       int nargs = 0;
       args[nargs++] = {DNNL_ARG_SRC, em.src.get()};
-      args[nargs++] = {DNNL_ARG_WEIGHTS, (pr->plain_weights ? panel.plain : panel.wmem).get()};
+      args[nargs++] = {DNNL_ARG_WEIGHTS, panel.layouts[pr->layout].get()};
       args[nargs++] = {DNNL_ARG_DST, em.dst.get()};
       if (panel.bias_mem) args[nargs++] = {DNNL_ARG_BIAS, panel.bias_mem.get()};
       if (pr->scratch_bytes) {
