@@ -49,4 +49,29 @@ EvalResult evaluate(Model& model, const Dataset& ds, const std::vector<size_t>& 
 // {"model", "images", "top1", "top5", ..., "per_image": [{"path","label","top5","logits"}]}
 nlohmann::json eval_json(const EvalResult& r, const Dataset& ds);
 
+// Percentage of images whose top-1 class is the same in a and b (same images, same order).
+double top1_agreement(const EvalResult& a, const EvalResult& b);
+
+// FQ-ViT's calibration protocol: `iters` batches of `batch` images drawn with `seed` from the
+// calibration set, evaluation transform, the full-precision model observed at every
+// quantization point ("parallel" calibration); the last batch runs the OMSE/PTF searches.
+struct CalibOptions {
+  int batch = 100;
+  int iters = 10;
+  uint64_t seed = 0;
+  int workers = 2;
+  std::function<void(size_t, size_t)> on_progress;
+};
+
+// The calibration images: batch * iters indices drawn with the seed (error if the set has fewer).
+std::vector<size_t> calibration_indices(const Dataset& ds, const CalibOptions& opt);
+// The images of `ds` not in `exclude`, in dataset order (the held-out evaluation split).
+std::vector<size_t> complement_indices(const Dataset& ds, const std::vector<size_t>& exclude);
+
+// Runs calibration and leaves the session attached to the model, in simulate mode, with the
+// model's weights fake-quantized.
+void calibrate(Model& model, QuantSession& session, const Dataset& ds,
+               const std::vector<size_t>& indices, const PreprocessConfig& pre,
+               const CalibOptions& opt);
+
 }  // namespace qvit

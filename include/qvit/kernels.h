@@ -89,6 +89,13 @@ void attention_f32(const float* qkv, float* out, int64_t B, int64_t N, int64_t h
 void attention_f32_ref(const float* qkv, float* out, int64_t B, int64_t N, int64_t heads,
                        int64_t head_dim, float scale, const float* rel_bias, const float* mask,
                        int64_t n_mask);
+// The same in two steps, with the probabilities materialised (quantized simulation puts
+// quantization points on them): scores [B, heads, N, N] = scale * q_h k_h^T; then
+// out [B, N, C] = probs_h v_h. The caller applies bias, mask and softmax in between.
+void attention_scores_f32(const float* qkv, float* scores, int64_t B, int64_t N, int64_t heads,
+                          int64_t head_dim, float scale);
+void attention_context_f32(const float* probs, const float* qkv, float* out, int64_t B, int64_t N,
+                           int64_t heads, int64_t head_dim);
 
 // ---- Patch extraction (parallel) -------------------------------------------------------------
 // Non-overlapping p x p patches of images [B, Cin, H, W] -> rows [B * (H/p) * (W/p), Cin*p*p],

@@ -10,6 +10,7 @@
 
 #include "qvit/image.h"
 #include "qvit/io.h"
+#include "qvit/quant_session.h"
 #include "qvit/tensor.h"
 
 namespace qvit {
@@ -87,10 +88,39 @@ class Model {
   // copy into `taps` when it is non-null (name -> tensor), e.g. "blocks.3", "layers.1".
   void set_taps(WeightMap* taps) { taps_ = taps; }
 
+  // Attaches a quantization session (nullptr: plain FP32). The model calls it at every
+  // quantization point (FQ-ViT's placement); in simulate mode its weights are fake-quantized.
+  // The session's mode may change between forwards; the model re-prepares its weights when it
+  // does.
+  void set_quant(QuantSession* q) { quant_ = q; }
+  QuantSession* quant() const { return quant_; }
+  // Whether FQ-ViT quantizes this model's input image by default (DeiT, Swin: yes; ViT: no).
+  bool quantizes_input() const;
+  // Rebuilds the weights for the session's current mode if it changed (fake-quantized weights
+  // in simulate mode, registering their parameters in the session). forward() calls it too.
+  void sync_quant() {
+    if (weights_stale()) prepare_weights();
+  }
+
  protected:
   void tap(const std::string& name, const float* data, const Shape& shape);
+  // A quantization point (no-op without a session).
+  void qpoint(const std::string& name, QPointRole role, float* x, int64_t rows, int64_t C) {
+    if (quant_) quant_->point(name, role, x, rows, C);
+  }
+  bool quant_active() const { return quant_ && quant_->mode() != QuantMode::off; }
+  bool simulating() const { return quant_ && quant_->mode() == QuantMode::simulate; }
+  // Builds the compute weights from the originals, fake-quantized when simulating.
+  virtual void prepare_weights() = 0;
+  // True when the weights must be (re)built for the current session mode; records the new mode.
+  bool weights_stale();
   ModelConfig cfg_;
   WeightMap* taps_ = nullptr;
+  QuantSession* quant_ = nullptr;
+
+ private:
+  int prepared_for_ = -1;  // QuantMode the weights were prepared for (-1: never)
+  const QuantSession* prepared_session_ = nullptr;
 };
 
 // Checks the weights (check_weights) and builds the model.

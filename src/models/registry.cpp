@@ -230,6 +230,21 @@ void Model::tap(const std::string& name, const float* data, const Shape& shape) 
   (*taps_)[name] = std::move(t);
 }
 
+bool Model::quantizes_input() const {
+  if (quant_ && quant_->config().quant_input >= 0) return quant_->config().quant_input != 0;
+  // FQ-ViT: ViT's 0.5/0.5 normalisation keeps inputs in [-1, 1]; DeiT and Swin quantize them.
+  return !(cfg_.family == "vit" && cfg_.mean[0] == 0.5f);
+}
+
+bool Model::weights_stale() {
+  const int mode = simulating() ? int(QuantMode::simulate) : int(QuantMode::off);
+  const QuantSession* s = simulating() ? quant_ : nullptr;
+  if (mode == prepared_for_ && s == prepared_session_) return false;
+  prepared_for_ = mode;
+  prepared_session_ = s;
+  return true;
+}
+
 std::unique_ptr<Model> create_model(const ModelConfig& cfg, WeightFile weights) {
   check_weights(cfg, weights);
   return model_family(cfg.family).create(cfg, weights);

@@ -5,6 +5,7 @@
 
 #include "commands.h"
 #include "progress.h"
+#include "quant_options.h"
 #include "qvit/dataset.h"
 #include "qvit/error.h"
 #include "qvit/eval.h"
@@ -29,6 +30,8 @@ struct EvalArgs {
   float crop_pct = 0;
   std::vector<float> mean, std;
   std::string interpolation;
+  QuantArgs q;
+  bool holdout = false;
 };
 
 void apply_preprocess_overrides(const EvalArgs& a, PreprocessConfig& pre, int img_size) {
@@ -62,6 +65,29 @@ int run_eval(const EvalArgs& a) {
 
   std::vector<size_t> order(ds.samples.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+
+  // Quantization: parameters from a file, or calibrated now.
+  std::unique_ptr<QuantSession> session;
+  std::string label = "fp32";
+  if (!a.q.qparams.empty()) {
+    session = std::make_unique<QuantSession>(QuantSession::load(a.q.qparams, cfg.name));
+    model->set_quant(session.get());
+    label = session->config().label();
+  } else if (a.q.quant) {
+    if (a.q.calib_data.empty()) fail("cli", "--quant needs --calib-data (or --qparams FILE)");
+    std::vector<size_t> used;
+    const bool same = a.q.calib_data == a.data && a.q.calib_labels == a.labels;
+    Dataset calib_ds = same ? ds : open_dataset(a.q.calib_data, a.q.calib_labels, cfg.num_classes);
+    session = calibrate_from_args(*model, a.q, pre, a.workers, calib_ds, &used);
+    label = session->config().label();
+    if (a.holdout) {
+      if (!same) fail("cli", "--holdout needs --calib-data to be the same folder as --data");
+      order = complement_indices(ds, used);
+      if (order.empty()) fail("cli", "--holdout: every image of {} was used for calibration", a.data);
+    }
+  } else if (a.holdout) {
+    fail("cli", "--holdout only makes sense with --quant");
+  }
   if (a.limit > 0 && a.limit < order.size()) order.resize(a.limit);
 
   std::fprintf(stderr, "qvit eval: %s (%s), %zu images from %s, batch %d, %d threads\n",
@@ -75,10 +101,11 @@ int run_eval(const EvalArgs& a) {
   EvalResult r = evaluate(*model, ds, order, pre, opt);
   progress.finish();
 
-  std::printf("| model | weights | images | top-1 (%%) | top-5 (%%) | images/s |\n");
-  std::printf("|---|---|---:|---:|---:|---:|\n");
-  std::printf("| %s | %s | %zu | %.2f | %.2f | %.1f |\n", cfg.name.c_str(), a.weights.c_str(),
-              r.images, r.top1_pct(), r.top5_pct(), r.images_per_second());
+  std::printf("| model | weights | quantization | images | top-1 (%%) | top-5 (%%) | images/s |\n");
+  std::printf("|---|---|---|---:|---:|---:|---:|\n");
+  std::printf("| %s | %s | %s | %zu | %.2f | %.2f | %.1f |\n", cfg.name.c_str(),
+              a.weights.c_str(), label.c_str(), r.images, r.top1_pct(), r.top5_pct(),
+              r.images_per_second());
   if (r.labelled < r.images)
     std::printf("(%zu of %zu images have labels; accuracy is over those)\n", r.labelled, r.images);
 
@@ -89,6 +116,7 @@ int run_eval(const EvalArgs& a) {
     j["data"] = a.data;
     j["batch"] = a.batch;
     j["threads"] = num_threads();
+    j["quantization"] = session ? session->config().to_json() : nlohmann::json(nullptr);
     write_file_atomic(a.json, j.dump(1) + "\n");
     std::fprintf(stderr, "wrote %s\n", a.json.c_str());
   }
@@ -125,6 +153,12 @@ Command add_eval_command(CLI::App& app) {
   sub->add_option("--std", args->std, "Normalisation std, 3 values (default: the model's)")
       ->delimiter(',');
   sub->add_option("--interpolation", args->interpolation, "bicubic (default) or bilinear");
+  args->q.add_to(sub, /*with_switch=*/true);
+  sub->add_option("--qparams", args->q.qparams,
+                  "Evaluate with these quantization parameters (from qvit calibrate)");
+  sub->add_flag("--holdout", args->holdout,
+                "With --quant and --calib-data = --data: evaluate on the images not used for "
+                "calibration");
   return {sub, [args] { return run_eval(*args); }};
 }
 

@@ -13,6 +13,8 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "qvit 0.1.0");
   const std::vector<qvit::cli::Command> commands = {
       qvit::cli::add_eval_command(app),
+      qvit::cli::add_calibrate_command(app),
+      qvit::cli::add_fqvit_table_command(app),
       qvit::cli::add_bench_command(app),
   };
   try {
