@@ -1,0 +1,93 @@
+// FQ-ViT's integer LayerNorm (QIntLayerNorm, "int" mode) on a PTF-quantized input. Per token
+// (row), float32 in FQ-ViT's order unless noted:
+//   x_q  = round(x / s_c) * round(s_c / s_min)       codes (q - zero) shifted to s_min
+//   S1   = sum x_q, S2 = sum x_q^2, D = C S2 - S1^2  exact integers here (FQ-ViT: float32
+//                                                     sums, whose cancellation can even make
+//                                                     D < 0 -> NaN)
+//   mean = (float(S1) / C) * s_min
+//   std  = (s_min / C) * sqrt(float(D))               float sqrt, no epsilon
+//   A_c  = ((s_min / std) * gamma_c) / s_out
+//   N_c  = clamp(7 - floor(log2 |A_c|), 0, 31)        |A_c| ~ M_c / 2^N_c, 8-bit M
+//   M_c  = clamp(floor(|A_c| 2^N_c), 0, 255)
+//   B_c  = round(((beta_c - (mean / std) * gamma_c) / s_out) * 2^N_c)
+//   y_c  = round((sign(A_c) M_c x_q + B_c) / 2^N_c) * s_out
+// D = 0 (all codes of the token equal; FQ-ViT divides by std = 0 and returns NaN, issue #31):
+// y_c = round(beta_c / s_out) * s_out, the limit of a LayerNorm with a tiny epsilon.
+#include <algorithm>
+#include <cmath>
+
+#include "qvit/error.h"
+#include "qvit/parallel.h"
+#include "qvit/quant.h"
+
+namespace qvit {
+
+namespace {
+
+constexpr int kMantissaBits = 8;
+constexpr float kMaxCode = 16777216.0f;  // 2^24: codes must be exact floats
+
+}  // namespace
+
+void int_layernorm_ptf(const float* x, float* y, int64_t rows, int64_t C, const QuantParams& in,
+                       const float* gamma, const float* beta, float s_out) {
+  if (rows < 0 || C <= 0) fail("quant", "int_layernorm_ptf: bad shape rows={} C={}", rows, C);
+  const size_t ns = in.scale.size();
+  if (ns != 1 && static_cast<int64_t>(ns) != C) {
+    fail("quant", "int_layernorm_ptf: input has {} scales for C = {}", ns, C);
+  }
+  if (!(s_out > 0.0f) || !std::isfinite(s_out)) {
+    fail("quant", "int_layernorm_ptf: output scale must be > 0, got {}", s_out);
+  }
+  std::vector<float> s_in(static_cast<size_t>(C)), shift(static_cast<size_t>(C));
+  for (int64_t c = 0; c < C; ++c) s_in[c] = ns == 1 ? in.scale[0] : in.scale[c];
+  const float s_min = *std::min_element(s_in.begin(), s_in.end());
+  if (!(s_min > 0.0f)) fail("quant", "int_layernorm_ptf: input scales must be > 0");
+  for (int64_t c = 0; c < C; ++c) shift[c] = std::nearbyint(s_in[c] / s_min);
+  const float c_f = static_cast<float>(C);
+
+  parallel_for(rows, std::max<int64_t>(1, 8192 / C), [&](int64_t r0, int64_t r1) {
+    std::vector<float> xq(static_cast<size_t>(C));
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* xr = x + r * C;
+      float* yr = y + r * C;  // may alias xr: all of xr is read into xq first
+      int64_t s1 = 0;
+      __int128 s2 = 0;
+      for (int64_t c = 0; c < C; ++c) {
+        const float q = std::nearbyint(xr[c] / s_in[c]) * shift[c];
+        if (!(std::fabs(q) <= kMaxCode)) {
+          fail("quant", "int_layernorm_ptf: row {} channel {}: value {} is not a PTF-quantized code "
+               "(|x / s| > 2^24 or not finite)", r, c, xr[c]);
+        }
+        xq[c] = q;
+        const int64_t qi = static_cast<int64_t>(q);
+        s1 += qi;
+        s2 += static_cast<__int128>(qi) * qi;
+      }
+      const __int128 D = static_cast<__int128>(C) * s2 - static_cast<__int128>(s1) * s1;
+      if (D == 0) {
+        for (int64_t c = 0; c < C; ++c) yr[c] = std::nearbyint(beta[c] / s_out) * s_out;
+        continue;
+      }
+      const float mean = (static_cast<float>(s1) / c_f) * s_min;
+      const float stdev = (s_min / c_f) * std::sqrt(static_cast<float>(D));
+      const float a_base = s_min / stdev;
+      const float mean_over_std = mean / stdev;
+      for (int64_t c = 0; c < C; ++c) {
+        const float a = (a_base * gamma[c]) / s_out;
+        const float a_abs = std::fabs(a);
+        const float sign = a > 0.0f ? 1.0f : (a < 0.0f ? -1.0f : 0.0f);
+        // |A| = 0: log2 = -inf -> N = 31, M = 0.
+        const float n_shift =
+            std::clamp(static_cast<float>(kMantissaBits - 1) - std::floor(std::log2(a_abs)), 0.0f, 31.0f);
+        const float pow_n = std::ldexp(1.0f, static_cast<int>(n_shift));
+        const float m = std::clamp(std::floor(a_abs * pow_n), 0.0f, 255.0f);
+        const float b = std::nearbyint(((beta[c] - mean_over_std * gamma[c]) / s_out) * pow_n);
+        const float code = std::nearbyint((sign * m * xq[c] + b) / pow_n);
+        yr[c] = code * s_out;
+      }
+    }
+  });
+}
+
+}  // namespace qvit

@@ -1,0 +1,90 @@
+// FQ-ViT Log-Int-Softmax (QIntSoftmax with log_i_softmax): I-BERT's integer exp, then 4-bit
+// log2 codes rounded in the linear domain. Per row of logits x (dequantized, scale S), float32
+// in FQ-ViT's order (a Python scalar divided by a tensor is reciprocal(S) * scalar there):
+//   t   = x / S;  t -= max_row(t)
+//   x0  = floor(float(-0.6931) * (1 / S))                     (-ln 2 on the integer grid)
+//   t   = max(t, 30 x0);  q = floor(t / x0);  r = t - x0 q
+//   b   = floor(float(0.96963238 / 0.35815147) * (1 / S))
+//   c   = floor(float(1 / 0.35815147) * (1 / (S * S)))
+//   e   = max(floor((r (r + b) + c) * 2^(30 - q)), 0)         (an integer-valued float)
+//   sum = exact integer sum of e over the row, rounded once to float32
+//         (PyTorch sums float32 in an unspecified order; the integers are exact here)
+//   v   = round(sum / e)                                      (~ 1 / softmax)
+//   k   = floor(log2 v), plus 1 if v - 2^k >= 2^(k-1)         (boundary at 1.5 * 2^k)
+//   code = k if k < 16, else "zero" (kLisZeroCode); probability 2^-code or 0.
+// v >= 49152 is exactly the set with k >= 16, and v = inf (e = 0) is zero too. A row whose sum
+// is 0 (only when S > ~1.67) gives 0/0 = NaN in FQ-ViT; here all its probabilities are zero.
+#include <algorithm>
+#include <cmath>
+
+#include "qvit/error.h"
+#include "qvit/parallel.h"
+#include "qvit/quant.h"
+
+namespace qvit {
+
+namespace {
+
+constexpr int kExpShift = 30;            // I-BERT's n
+constexpr float kZeroFromV = 49152.0f;   // 1.5 * 2^15: first v whose code is >= 16
+constexpr float kMaxExactSum = 1.0e36f;  // keeps the unsigned __int128 row sum exact
+
+// The LIS code of v = round(sum / e) >= 1 (or inf/NaN): floor(log2 v), rounded up from
+// 1.5 * 2^k on. Exact: v is an integer below 2^16 when it gets that far.
+uint8_t lis_code(float v) {
+  if (!(v < kZeroFromV)) return kLisZeroCode;
+  int k = 31 - __builtin_clz(static_cast<uint32_t>(v));
+  const float p2 = std::ldexp(1.0f, k);
+  if (v - p2 >= p2 / 2) ++k;
+  return static_cast<uint8_t>(k);
+}
+
+}  // namespace
+
+void lis_softmax(const float* logits, float* probs, uint8_t* codes, int64_t rows, int64_t cols,
+                 float S) {
+  if (rows < 0 || cols <= 0) fail("quant", "lis_softmax: bad shape rows={} cols={}", rows, cols);
+  if (!(S > 0.0f) || !std::isfinite(S)) fail("quant", "lis_softmax: scale S must be > 0, got {}", S);
+  const float inv_s = 1.0f / S;
+  const float inv_s2 = 1.0f / (S * S);
+  const float x0 = std::floor(static_cast<float>(-0.6931) * inv_s);
+  // FQ-ViT divides the coefficients by a = 0.35815147 in Python (double) first.
+  const float b_int = std::floor(static_cast<float>(0.96963238 / 0.35815147) * inv_s);
+  const float c_int = std::floor(static_cast<float>(1.0 / 0.35815147) * inv_s2);
+  const float t_min = static_cast<float>(kExpShift) * x0;
+
+  parallel_for(rows, std::max<int64_t>(1, 4096 / cols), [&](int64_t r0, int64_t r1) {
+    std::vector<float> e(static_cast<size_t>(cols));
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* x = logits + r * cols;
+      float t_max = x[0] / S;
+      for (int64_t j = 1; j < cols; ++j) t_max = std::max(t_max, x[j] / S);
+      unsigned __int128 sum = 0;
+      for (int64_t j = 0; j < cols; ++j) {
+        float t = x[j] / S - t_max;
+        if (std::isnan(t)) fail("quant", "lis_softmax: row {} has NaN or +Inf logits", r);
+        t = t < t_min ? t_min : t;
+        const float q = std::floor(t / x0);
+        const float rem = t - x0 * q;
+        float poly = rem + b_int;
+        poly = rem * poly;
+        poly = poly + c_int;
+        const float shift = std::ldexp(1.0f, kExpShift - static_cast<int>(q));
+        const float ej = std::max(std::floor(poly * shift), 0.0f);
+        if (!(ej < kMaxExactSum)) fail("quant", "lis_softmax: exp value {} too large (S = {})", ej, S);
+        e[j] = ej;
+        sum += static_cast<unsigned __int128>(ej);
+      }
+      const float sum_f = static_cast<float>(sum);
+      float* p = probs + r * cols;
+      uint8_t* code_row = codes ? codes + r * cols : nullptr;
+      for (int64_t j = 0; j < cols; ++j) {
+        const uint8_t code = sum == 0 ? kLisZeroCode : lis_code(std::nearbyint(sum_f / e[j]));
+        p[j] = code == kLisZeroCode ? 0.0f : std::ldexp(1.0f, -code);
+        if (code_row) code_row[j] = code;
+      }
+    }
+  });
+}
+
+}  // namespace qvit
