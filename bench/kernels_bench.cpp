@@ -2,22 +2,24 @@
 //
 // LinearF32 is compared with oneDNN's own best call on the same problem: one matmul primitive
 // over all M rows with weights pre-reordered to the layout it picks (format_tag::any), bias
-// fused, oneDNN's threading. Also shown: dnnl_sgemm over the whole problem (no bias) and a
-// naive float loop (batch 1, 1 thread). At the end a table prints GFLOP/s and the ratio
-// LinearF32 / oneDNN (medians over the repetitions).
+// fused, oneDNN's own threading. The two are measured as pairs: each iteration times one
+// LinearF32 call and one oneDNN call back to back (order alternating), and the reported ratio
+// is the median of the per-pair ratios — robust on a shared machine whose load comes in bursts.
+// Single-threaded pairs are timed with the thread's CPU clock (time spent descheduled does not
+// count), 2-thread pairs with the wall clock. Also shown, as separate benchmarks: dnnl_sgemm
+// over the whole problem (no bias) and a naive float loop (batch 1, 1 thread). A table with
+// GFLOP/s and the ratios is printed at the end.
 //
-// Timing: single-threaded runs report the main thread's CPU time (robust on a shared, loaded
-// machine: time spent descheduled does not count); 2-thread runs must use wall time.
-//
-// Suggested run (repetitions interleaved, so slow drifts of a shared machine hit all peers):
-//   kernels_bench --benchmark_repetitions=5 --benchmark_enable_random_interleaving=true
-//                 --benchmark_min_time=0.1 --benchmark_filter=linear
+// Suggested run:
+//   kernels_bench --benchmark_filter=linear --benchmark_repetitions=3
 // ONEDNN_MAX_CPU_ISA=AVX2 makes oneDNN (inside LinearF32 too) behave as on an AVX2-only CPU.
 // QVIT_BENCH_FULL=1 adds the batch-32 ViT-Large shapes (minutes).
 #include <benchmark/benchmark.h>
 #include <dnnl.h>
 
 #include <algorithm>
+#include <chrono>
+#include <ctime>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -29,6 +31,7 @@
 #include <tuple>
 #include <vector>
 
+#include "kernels/kernels_internal.h"
 #include "qvit/kernels.h"
 #include "qvit/parallel.h"
 #include "qvit/tensor.h"
@@ -79,16 +82,8 @@ const LinearShape kLinearShapes[] = {
     {"swin_t.s4.fc1", 49, 768, 3072},
 };
 
-enum class LinearImpl { qvit, onednn, sgemm, naive };
-const char* impl_name(LinearImpl i) {
-  switch (i) {
-    case LinearImpl::qvit: return "qvit";
-    case LinearImpl::onednn: return "onednn";
-    case LinearImpl::sgemm: return "sgemm";
-    case LinearImpl::naive: return "naive";
-  }
-  return "?";
-}
+enum class LinearImpl { sgemm, naive };
+const char* impl_name(LinearImpl i) { return i == LinearImpl::sgemm ? "sgemm" : "naive"; }
 
 // oneDNN's own best call: one matmul primitive, weights in its preferred layout, its threads.
 struct OnednnMatmul {
@@ -132,23 +127,74 @@ void naive_linear(const float* x, const float* w, const float* b, float* y, int6
     }
 }
 
-void bm_linear(benchmark::State& state, LinearShape s, int64_t batch, int threads,
-               LinearImpl impl) {
+// Seconds on the clock the comparison uses: the thread's CPU time when single-threaded, else
+// wall time.
+double now_seconds(int threads) {
+  if (threads == 1) {
+    timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
+  }
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? NAN : v[v.size() / 2];
+}
+
+// One iteration = one LinearF32 call and one oneDNN call, back to back.
+void bm_linear_pair(benchmark::State& state, LinearShape s, int64_t batch, int threads) {
   qvit::set_num_threads(threads);
   qvit::set_kernel_path(KernelPath::avx2);
   const int64_t M = s.tokens * batch, K = s.K, N = s.N;
   Tensor w = random_tensor({N, K}, 1), b = random_tensor({N}, 2);
   auto x = random_vec(static_cast<size_t>(M * K), 3);
+  std::vector<float> y(static_cast<size_t>(M * N)), y_ref(y.size());
+  qvit::LinearF32 lin(w, b);
+  OnednnMatmul mm(M, K, N, w.f32(), b.f32(), x.data(), y_ref.data());
+  lin.forward(x.data(), y.data(), M);  // warm-up: creates the primitives for this M
+  mm.run();
+  std::vector<double> t_qvit, t_onednn, ratio;
+  t_qvit.reserve(state.max_iterations);
+  t_onednn.reserve(state.max_iterations);
+  ratio.reserve(state.max_iterations);
+  bool qvit_first = true;
+  for (auto _ : state) {
+    double tq, to;
+    if (qvit_first) {
+      const double t0 = now_seconds(threads);
+      lin.forward(x.data(), y.data(), M);
+      const double t1 = now_seconds(threads);
+      mm.run();
+      tq = t1 - t0, to = now_seconds(threads) - t1;
+    } else {
+      const double t0 = now_seconds(threads);
+      mm.run();
+      const double t1 = now_seconds(threads);
+      lin.forward(x.data(), y.data(), M);
+      to = t1 - t0, tq = now_seconds(threads) - t1;
+    }
+    qvit_first = !qvit_first;
+    t_qvit.push_back(tq);
+    t_onednn.push_back(to);
+    ratio.push_back(to / tq);
+  }
+  benchmark::DoNotOptimize(y.data());
+  const double gflop = 2e-9 * double(M) * double(N) * double(K);
+  state.counters["qvit_GFLOPs"] = gflop / median(t_qvit);
+  state.counters["onednn_GFLOPs"] = gflop / median(t_onednn);
+  state.counters["ratio"] = median(ratio);
+}
+
+void bm_linear(benchmark::State& state, LinearShape s, int64_t batch, int threads,
+               LinearImpl impl) {
+  qvit::set_num_threads(threads);
+  const int64_t M = s.tokens * batch, K = s.K, N = s.N;
+  Tensor w = random_tensor({N, K}, 1), b = random_tensor({N}, 2);
+  auto x = random_vec(static_cast<size_t>(M * K), 3);
   std::vector<float> y(static_cast<size_t>(M * N));
-  if (impl == LinearImpl::qvit) {
-    qvit::LinearF32 lin(w, b);
-    lin.forward(x.data(), y.data(), M);  // warm-up: creates the primitives for this M
-    for (auto _ : state) lin.forward(x.data(), y.data(), M);
-  } else if (impl == LinearImpl::onednn) {
-    OnednnMatmul mm(M, K, N, w.f32(), b.f32(), x.data(), y.data());
-    mm.run();
-    for (auto _ : state) mm.run();
-  } else if (impl == LinearImpl::sgemm) {
+  if (impl == LinearImpl::sgemm) {
     for (auto _ : state) {
       dnnl_sgemm('N', 'T', M, N, K, 1.0f, x.data(), K, w.f32(), K, 0.0f, y.data(), N);
     }
@@ -234,6 +280,26 @@ void bm_attention(benchmark::State& state, int64_t B, int64_t N, int64_t heads, 
   qvit::set_kernel_path(KernelPath::avx2);
 }
 
+// Attention-sized single-threaded GEMMs: the AVX2 tile kernel vs dnnl_sgemm (1 thread).
+void bm_gemm(benchmark::State& state, int64_t M, int64_t N, int64_t K, bool trans_b, bool own) {
+  qvit::set_num_threads(1);
+  auto A = random_vec(static_cast<size_t>(M * K), 11), B = random_vec(static_cast<size_t>(N * K), 12);
+  std::vector<float> C(static_cast<size_t>(M * N));
+  const int64_t ldb = trans_b ? K : N;
+  for (auto _ : state) {
+    if (own) {
+      qvit::kernels_detail::gemm_f32_avx2(false, trans_b, M, N, K, 1.0f, A.data(), K, B.data(),
+                                          ldb, 0.0f, C.data(), N);
+    } else {
+      dnnl_sgemm('N', trans_b ? 'T' : 'N', M, N, K, 1.0f, A.data(), K, B.data(), ldb, 0.0f,
+                 C.data(), N);
+    }
+    benchmark::DoNotOptimize(C.data());
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(2e-9 * double(M * N * K),
+                                                 benchmark::Counter::kIsIterationInvariantRate);
+}
+
 // ---- registration and the summary table ------------------------------------------------------
 
 struct LinearKey {
@@ -256,14 +322,22 @@ class TableReporter : public benchmark::ConsoleReporter {
       if (r.repetitions > 1 && r.aggregate_name != "median") continue;
       const std::string name = r.run_name.function_name;
       auto it = g_linear_names.find(name);
-      if (it == g_linear_names.end() || r.counters.count("GFLOP/s") == 0) continue;
-      const std::string impl = name.substr(name.rfind('/') + 1);
-      g_linear_gflops[it->second][impl] = r.counters.at("GFLOP/s");
+      if (it == g_linear_names.end()) continue;
+      auto& dst = g_linear_gflops[it->second];
+      if (r.counters.count("ratio")) {
+        dst["qvit"] = r.counters.at("qvit_GFLOPs");
+        dst["onednn"] = r.counters.at("onednn_GFLOPs");
+        dst["ratio"] = r.counters.at("ratio");
+      } else if (r.counters.count("GFLOP/s")) {
+        dst[name.substr(name.rfind('/') + 1)] = r.counters.at("GFLOP/s");
+      }
     }
   }
   void Finalize() override {
     if (g_linear_gflops.empty()) return;
-    std::printf("\nLinearF32 vs oneDNN's best call (GFLOP/s, medians); ratio = qvit / onednn\n");
+    std::printf(
+        "\nLinearF32 vs oneDNN's best call (GFLOP/s, medians; ratio = median of paired "
+        "qvit/onednn throughput ratios)\n");
     std::printf("%-18s %6s %11s %3s %8s %8s %6s %8s %8s\n", "layer", "M", "K->N", "thr", "qvit",
                 "onednn", "ratio", "sgemm", "naive");
     for (const auto& [key, by_impl] : g_linear_gflops) {
@@ -278,7 +352,7 @@ class TableReporter : public benchmark::ConsoleReporter {
       std::snprintf(kn, sizeof kn, "%lld->%lld", (long long)s->K, (long long)s->N);
       std::printf("%-18s %6lld %11s %3d %8.1f %8.1f %6.2f %8.1f %8.1f\n", key.layer.c_str(),
                   (long long)(s->tokens * key.batch), kn, key.threads, get("qvit"), get("onednn"),
-                  get("qvit") / get("onednn"), get("sgemm"), get("naive"));
+                  get("ratio"), get("sgemm"), get("naive"));
     }
   }
 };
@@ -290,12 +364,18 @@ void register_all() {
       const double flops = 2.0 * s.tokens * batch * s.K * s.N;
       if (!full && flops > 20e9) continue;  // ViT-Large batch 32: only with QVIT_BENCH_FULL
       for (const int threads : {1, 2}) {
-        for (const LinearImpl impl :
-             {LinearImpl::qvit, LinearImpl::onednn, LinearImpl::sgemm, LinearImpl::naive}) {
+        const std::string base = std::string("linear/") + s.layer + "/b" + std::to_string(batch) +
+                                 "/t" + std::to_string(threads) + "/";
+        // About 0.3 s of LinearF32 per repetition at ~100 GFLOP/s.
+        const int64_t iters = std::clamp<int64_t>(int64_t(3e10 / flops), 10, 5000);
+        g_linear_names[base + "pair"] = {s.layer, batch, threads};
+        benchmark::RegisterBenchmark((base + "pair").c_str(), bm_linear_pair, s, batch, threads)
+            ->Iterations(iters)
+            ->UseRealTime()
+            ->Unit(benchmark::kMicrosecond);
+        for (const LinearImpl impl : {LinearImpl::sgemm, LinearImpl::naive}) {
           if (impl == LinearImpl::naive && (batch != 1 || threads != 1 || flops > 2e8)) continue;
-          const std::string name = std::string("linear/") + s.layer + "/b" +
-                                   std::to_string(batch) + "/t" + std::to_string(threads) + "/" +
-                                   impl_name(impl);
+          const std::string name = base + impl_name(impl);
           g_linear_names[name] = {s.layer, batch, threads};
           auto* b = benchmark::RegisterBenchmark(name.c_str(), bm_linear, s, batch, threads, impl);
           b->Unit(benchmark::kMicrosecond);
@@ -320,6 +400,23 @@ void register_all() {
       const std::string tag = std::to_string(rows) + "x" + std::to_string(cols) + "/" +
                               qvit::kernel_path_name(p);
       benchmark::RegisterBenchmark(("softmax/" + tag).c_str(), bm_softmax, rows, cols, p);
+    }
+  }
+  struct GemmShape {
+    const char* name;
+    int64_t M, N, K;
+    bool trans_b;
+  };
+  for (const GemmShape& g : {GemmShape{"qk_vit_66x197x64", 66, 197, 64, true},
+                             GemmShape{"pv_vit_66x64x197", 66, 64, 197, false},
+                             GemmShape{"qk_swin_49x49x32", 49, 49, 32, true},
+                             GemmShape{"pv_swin_49x32x49", 49, 32, 49, false},
+                             GemmShape{"square_256", 256, 256, 256, false},
+                             GemmShape{"square_512", 512, 512, 512, false}}) {
+    for (const bool own : {true, false}) {
+      benchmark::RegisterBenchmark(
+          (std::string("gemm/") + g.name + (own ? "/avx2_tiles" : "/sgemm")).c_str(), bm_gemm,
+          g.M, g.N, g.K, g.trans_b, own);
     }
   }
   struct Att {

@@ -7,6 +7,7 @@
 #include <tuple>
 #include <vector>
 
+#include "kernels/kernels_internal.h"
 #include "qvit/error.h"
 #include "qvit/kernels.h"
 #include "qvit/parallel.h"
@@ -57,10 +58,14 @@ using GemmCase = std::tuple<int64_t, int64_t, int64_t>;  // M, N, K
 
 class GemmTest : public PathTest {};
 
-TEST_P(GemmTest, MatchesReferenceAllTransposesAndScalars) {
+using GemmFn = void (*)(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t,
+                        const float*, int64_t, float, float*, int64_t);
+
+void check_gemm_against_ref(GemmFn gemm) {
   const std::vector<GemmCase> cases = {{1, 1, 1},    {7, 15, 31},   {15, 7, 1},   {31, 33, 64},
                                        {197, 197, 64}, {197, 64, 197}, {49, 49, 32}, {49, 32, 49},
-                                       {64, 100, 13}, {3, 257, 129}};
+                                       {64, 100, 13}, {3, 257, 129},
+                                       {5, 8, 9},     {6, 24, 3},    {12, 16, 40}};
   uint32_t seed = 1;
   for (const auto& [M, N, K] : cases) {
     for (int t = 0; t < 4; ++t) {
@@ -74,7 +79,7 @@ TEST_P(GemmTest, MatchesReferenceAllTransposesAndScalars) {
         auto C0 = random_vec(static_cast<size_t>(M * ldc), seed++);
         if (beta == 0.0f) std::fill(C0.begin(), C0.end(), NAN);  // must not be read
         auto C = C0, R = C0;
-        gemm_f32(ta, tb, M, N, K, alpha, A.data(), lda, B.data(), ldb, beta, C.data(), ldc);
+        gemm(ta, tb, M, N, K, alpha, A.data(), lda, B.data(), ldb, beta, C.data(), ldc);
         gemm_f32_ref(ta, tb, M, N, K, alpha, A.data(), lda, B.data(), ldb, beta, R.data(), ldc);
         for (int64_t i = 0; i < M; ++i) {
           for (int64_t j = 0; j < N; ++j) {
@@ -96,6 +101,15 @@ TEST_P(GemmTest, MatchesReferenceAllTransposesAndScalars) {
       }
     }
   }
+}
+
+TEST_P(GemmTest, MatchesReferenceAllTransposesAndScalars) { check_gemm_against_ref(gemm_f32); }
+
+// The AVX2 tile kernel directly: gemm_f32 routes to oneDNN's sgemm on AVX-512 machines, so the
+// dispatching test alone would not cover it there.
+TEST_P(GemmTest, Avx2TileKernelMatchesReference) {
+  if (GetParam() != KernelPath::avx2) GTEST_SKIP() << "avx2 kernel";
+  check_gemm_against_ref(kernels_detail::gemm_f32_avx2);
 }
 
 TEST_P(GemmTest, KZeroScalesC) {

@@ -91,17 +91,9 @@ void attention_f32(const float* qkv, float* out, int64_t B, int64_t N, int64_t h
       const float* k = qkv + b * N * ld + C + h * head_dim;
       const float* v = k + C;
       gemm_f32(false, true, rows, N, head_dim, scale, q, ld, k, ld, 0.0f, S, N);
-      if (rel_bias || mask) {
-        const float* bias_rows = rel_bias ? rel_bias + (h * N + r0) * N : nullptr;
-        const float* mask_rows = mask ? mask + ((b % n_mask) * N + r0) * N : nullptr;
-        for (int64_t e = 0; e < rows * N; ++e) {
-          float s = S[e];
-          if (bias_rows) s += bias_rows[e];
-          if (mask_rows) s += mask_rows[e];
-          S[e] = s;
-        }
-      }
-      kernels_detail::softmax_rows_f32_avx2(S, rows, N);
+      kernels_detail::softmax_add_rows_f32_avx2(
+          S, rows, N, rel_bias ? rel_bias + (h * N + r0) * N : nullptr,
+          mask ? mask + ((b % n_mask) * N + r0) * N : nullptr);
       gemm_f32(false, false, rows, head_dim, N, 1.0f, S, N, v, ld, 0.0f,
                out + (b * N + r0) * C + h * head_dim, C);
     }

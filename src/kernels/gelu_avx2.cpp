@@ -63,8 +63,7 @@ void gelu_span_f32_avx2(const float* x, float* y, int64_t n) {
   }
   for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, gelu8(_mm256_loadu_ps(x + i)));
   if (i < n) {
-    const __m256i m = avx2_tail_mask(n - i);
-    _mm256_maskstore_ps(y + i, m, gelu8(_mm256_maskload_ps(x + i, m)));
+    avx2_store_tail(y + i, n - i, gelu8(_mm256_maskload_ps(x + i, avx2_tail_mask(n - i))));
   }
 }
 

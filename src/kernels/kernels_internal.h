@@ -36,6 +36,12 @@ class SingleThreadScope {
   int saved_;
 };
 
+// ---- single-threaded kernels -----------------------------------------------------------------
+// Register-tiled AVX2 GEMM for small problems (gemm_f32 routes attention-sized calls here).
+void gemm_f32_avx2(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                   const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+                   int64_t ldc);
+
 // ---- single-threaded row kernels (ref in the plain files, avx2 in *_avx2.cpp) ---------------
 void layernorm_rows_f32_ref(const float* x, const float* gamma, const float* beta, float* y,
                             int64_t rows, int64_t C, float eps);
@@ -47,6 +53,9 @@ void gelu_span_f32_avx2(const float* x, float* y, int64_t n);
 
 void softmax_rows_f32_ref(float* x, int64_t rows, int64_t cols);
 void softmax_rows_f32_avx2(float* x, int64_t rows, int64_t cols);
+// Softmax of x + a + b (a, b: [rows, cols] or nullptr); x receives the result.
+void softmax_add_rows_f32_avx2(float* x, int64_t rows, int64_t cols, const float* a,
+                               const float* b);
 
 // Shared by gemm_f32 and gemm_f32_ref.
 inline void check_gemm_args(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,

@@ -49,8 +49,8 @@ void layernorm_rows_f32_avx2(const float* x, const float* gamma, const float* be
     if (c < C) {
       const __m256i m = avx2_tail_mask(C - c);
       const __m256 d = _mm256_mul_ps(_mm256_sub_ps(_mm256_maskload_ps(xr + c, m), vmean), vrstd);
-      _mm256_maskstore_ps(yr + c, m,
-                          _mm256_fmadd_ps(d, _mm256_maskload_ps(gamma + c, m), _mm256_maskload_ps(beta + c, m)));
+      avx2_store_tail(yr + c, C - c,
+                      _mm256_fmadd_ps(d, _mm256_maskload_ps(gamma + c, m), _mm256_maskload_ps(beta + c, m)));
     }
   }
 }
