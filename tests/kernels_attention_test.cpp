@@ -91,6 +91,41 @@ TEST_P(AttentionTest, AwkwardSizes) {
   run_case({1, 130, 1, 24, true, false, 0}, 12);
 }
 
+// attention_scores_f32 -> (+ bias + mask, softmax) -> attention_context_f32 is attention_f32.
+TEST_P(AttentionTest, SplitStepsMatchFused) {
+  struct Split {
+    int64_t B, N, heads, head_dim;
+    bool swin;
+  };
+  uint32_t seed = 40;
+  for (const Split& c : {Split{1, 197, 3, 64, false}, Split{2, 65, 2, 8, false},
+                         Split{3, 7, 2, 5, false}, Split{8, 49, 3, 32, true}}) {
+    const int64_t C = c.heads * c.head_dim, NN = c.N * c.N;
+    auto qkv = random_vec(static_cast<size_t>(c.B * c.N * 3 * C), seed++, -2.0f, 2.0f);
+    auto bias = random_vec(static_cast<size_t>(c.heads * NN), seed++, -3.0f, 3.0f);
+    std::vector<float> mask(static_cast<size_t>(2 * NN), 0.0f);
+    for (size_t i = 0; i < mask.size(); i += 3) mask[i] = -100.0f;
+    for (int64_t i = 0; i < c.N; ++i) mask[i * c.N + i] = mask[NN + i * c.N + i] = 0.0f;
+    const float scale = 0.3f;
+    std::vector<float> scores(static_cast<size_t>(c.B * c.heads * NN));
+    attention_scores_f32(qkv.data(), scores.data(), c.B, c.N, c.heads, c.head_dim, scale);
+    if (c.swin) {
+      for (int64_t b = 0; b < c.B; ++b)
+        for (int64_t h = 0; h < c.heads; ++h)
+          for (int64_t e = 0; e < NN; ++e)
+            scores[(b * c.heads + h) * NN + e] += bias[h * NN + e] + mask[(b % 2) * NN + e];
+    }
+    softmax_f32(scores.data(), c.B * c.heads * c.N, c.N);
+    std::vector<float> out(static_cast<size_t>(c.B * c.N * C)), ref(out.size());
+    attention_context_f32(scores.data(), qkv.data(), out.data(), c.B, c.N, c.heads, c.head_dim);
+    attention_f32_ref(qkv.data(), ref.data(), c.B, c.N, c.heads, c.head_dim, scale,
+                      c.swin ? bias.data() : nullptr, c.swin ? mask.data() : nullptr, 2);
+    for (size_t i = 0; i < out.size(); ++i) {
+      ASSERT_NEAR(out[i], ref[i], kAttentionAbsTol) << "N=" << c.N << " i=" << i;
+    }
+  }
+}
+
 TEST_P(AttentionTest, RejectsBadArguments) {
   std::vector<float> qkv(3 * 4), out(4), mask(1);
   EXPECT_THROW(attention_f32(qkv.data(), out.data(), 1, 0, 1, 4, 1.0f, nullptr, nullptr, 0), Error);

@@ -91,6 +91,37 @@ TEST_P(DeterminismTest, Attention) {
   });
 }
 
+TEST_P(DeterminismTest, AttentionSplitSteps) {
+  auto qkv = random_vec(197 * 3 * 192, 11, -2.0f, 2.0f);
+  std::vector<float> scores(3 * 197 * 197);
+  expect_same_bits("attention_scores", scores.size(), [&](float* s) {
+    attention_scores_f32(qkv.data(), s, 1, 197, 3, 64, 0.125f);
+  });
+  attention_scores_f32(qkv.data(), scores.data(), 1, 197, 3, 64, 0.125f);
+  softmax_f32(scores.data(), 3 * 197, 197);
+  expect_same_bits("attention_context", 197 * 192, [&](float* out) {
+    attention_context_f32(scores.data(), qkv.data(), out, 1, 197, 3, 64);
+  });
+}
+
+TEST_P(DeterminismTest, LinearInsideParallelRegion) {
+  // A forward issued from the workers of an outer parallel region (parallel_for then runs its
+  // chunks serially on the calling thread) gives the same bits as a top-level call.
+  Tensor w = random_tensor({576, 192}, 12), b = random_tensor({576}, 13);
+  LinearF32 lin(w, b);
+  auto x = random_vec(197 * 192, 14);
+  std::vector<float> top(197 * 576);
+  lin.forward(x.data(), top.data(), 197);
+  std::vector<std::vector<float>> inner(4, std::vector<float>(197 * 576));
+  const int saved = num_threads();
+  set_num_threads(2);
+  parallel_for(4, 1, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) lin.forward(x.data(), inner[i].data(), 197);
+  });
+  set_num_threads(saved);
+  for (const auto& v : inner) EXPECT_EQ(v, top);
+}
+
 TEST_P(DeterminismTest, ElementwiseKernels) {
   const int64_t rows = 394, C = 768, n = rows * C;
   auto x = random_vec(static_cast<size_t>(n), 6, -4.0f, 4.0f);

@@ -25,13 +25,6 @@ void check_attention_args(int64_t B, int64_t N, int64_t heads, int64_t head_dim,
   }
 }
 
-// Query rows per work item: blocks of at most 64 rows, equal-sized, chosen from N alone so the
-// split (and hence every bit of the result) does not depend on the thread count.
-int64_t query_block_rows(int64_t N) {
-  const int64_t blocks = (N + 63) / 64;
-  return (N + blocks - 1) / blocks;
-}
-
 }  // namespace
 
 void attention_f32_ref(const float* qkv, float* out, int64_t B, int64_t N, int64_t heads,
@@ -78,7 +71,7 @@ void attention_f32(const float* qkv, float* out, int64_t B, int64_t N, int64_t h
   }
   check_attention_args(B, N, heads, head_dim, mask, n_mask);
   const int64_t C = heads * head_dim, ld = 3 * C;
-  const int64_t rb = query_block_rows(N);
+  const int64_t rb = kernels_detail::attention_query_block_rows(N);
   const int64_t n_rb = (N + rb - 1) / rb;
   parallel_for(B * heads * n_rb, 1, [&](int64_t i0, int64_t i1) {
     thread_local std::vector<float> scores;

@@ -16,6 +16,13 @@ namespace qvit::kernels_detail {
 inline constexpr int64_t kElementGrain = 16384;
 inline int64_t row_grain(int64_t cols) { return cols >= kElementGrain ? 1 : kElementGrain / cols; }
 
+// Query rows per attention work item: equal blocks of at most 64 rows, chosen from N alone so
+// the split (and hence every bit of the result) does not depend on the thread count.
+inline int64_t attention_query_block_rows(int64_t N) {
+  const int64_t blocks = (N + 63) / 64;
+  return (N + blocks - 1) / blocks;
+}
+
 // Forces OpenMP's (and therefore oneDNN's) thread count to 1 for the current task while alive.
 // oneDNN sizes its own thread split from omp_get_max_threads() both when a primitive is created
 // and when sgemm runs; with 1 it neither splits K nor needs a parallel region, so a call gives the
