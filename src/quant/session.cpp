@@ -213,8 +213,8 @@ QuantSession QuantSession::from_json(const nlohmann::json& j, const std::string&
       p.params.observed_min = pj.value("observed_min", 0.0f);
       p.params.observed_max = pj.value("observed_max", 0.0f);
       const size_t n = p.params.scale.size();
-      if (n == 0 || p.params.zero_point.size() != n ||
-          (n != 1 && static_cast<int64_t>(n) != p.channels))
+      const size_t nz = p.params.zero_point.size();  // PTF shares one zero point
+      if (n == 0 || (nz != n && nz != 1) || (n != 1 && static_cast<int64_t>(n) != p.channels))
         fail("qparams", "{}: point '{}' has {} scales and {} zero points for {} channels", path,
              name, n, p.params.zero_point.size(), p.channels);
       for (float sc : p.params.scale)
