@@ -388,7 +388,10 @@ def main():
     meta["ln"]["literal_nan_rows"] = [int(r) for r in torch.nonzero(~finite).reshape(-1)]
     codes_diff = ((lit[finite] - y[finite]) / s_out).round().abs()
     meta["ln"]["literal_max_code_diff"] = float(codes_diff.max())
-    meta["ln"]["float_ln_max_code_diff"] = float(((ref - y) / s_out).abs().max())
+    # Against the float LayerNorm, on the ordinary tokens (not 5, 9, 17: with almost no
+    # variance |A| exceeds the 8-bit M and saturates).
+    normal = [r for r in range(40) if r not in (5, 9, 17)]
+    meta["ln"]["float_ln_max_code_diff"] = float(((ref - y) / s_out)[normal].abs().max())
 
     w.save("golden")
     size = sum(os.path.getsize(os.path.join(OUT, f)) for f in os.listdir(OUT))

@@ -20,6 +20,7 @@
 #include "qvit/error.h"
 #include "qvit/parallel.h"
 #include "qvit/quant.h"
+#include "quant/observer_impl.h"
 
 namespace qvit {
 
@@ -29,17 +30,22 @@ constexpr int kExpShift = 30;            // I-BERT's n
 constexpr float kZeroFromV = 49152.0f;   // 1.5 * 2^15: first v whose code is >= 16
 constexpr float kMaxExactSum = 1.0e36f;  // keeps the unsigned __int128 row sum exact
 
+}  // namespace
+
+namespace quant_detail {
+
 // The LIS code of v = round(sum / e) >= 1 (or inf/NaN): floor(log2 v), rounded up from
 // 1.5 * 2^k on. Exact: v is an integer below 2^16 when it gets that far.
 uint8_t lis_code(float v) {
   if (!(v < kZeroFromV)) return kLisZeroCode;
+  if (v < 1.0f) return 0;  // cannot happen (sum >= e); FQ-ViT clamps log2(0) = -inf to 0
   int k = 31 - __builtin_clz(static_cast<uint32_t>(v));
   const float p2 = std::ldexp(1.0f, k);
   if (v - p2 >= p2 / 2) ++k;
   return static_cast<uint8_t>(k);
 }
 
-}  // namespace
+}  // namespace quant_detail
 
 void lis_softmax(const float* logits, float* probs, uint8_t* codes, int64_t rows, int64_t cols,
                  float S) {
@@ -79,7 +85,7 @@ void lis_softmax(const float* logits, float* probs, uint8_t* codes, int64_t rows
       float* p = probs + r * cols;
       uint8_t* code_row = codes ? codes + r * cols : nullptr;
       for (int64_t j = 0; j < cols; ++j) {
-        const uint8_t code = sum == 0 ? kLisZeroCode : lis_code(std::nearbyint(sum_f / e[j]));
+        const uint8_t code = sum == 0 ? kLisZeroCode : quant_detail::lis_code(std::nearbyint(sum_f / e[j]));
         p[j] = code == kLisZeroCode ? 0.0f : std::ldexp(1.0f, -code);
         if (code_row) code_row[j] = code;
       }

@@ -114,4 +114,9 @@ std::vector<double> sse_naive(const float* x, int64_t rows, int64_t C,
 std::vector<double> sse_binned(const float* x, int64_t n,
                                const std::vector<UniformCandidate>& cands, BitType bits);
 
+// ---- LIS ----
+// The code of v = round(sum / e): floor(log2 v), plus 1 from 1.5 * 2^k on; kLisZeroCode for
+// v >= 49152 (code >= 16), inf and NaN.
+uint8_t lis_code(float v);
+
 }  // namespace qvit::quant_detail

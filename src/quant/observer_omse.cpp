@@ -10,7 +10,9 @@
 // Per-tensor searches use sse_binned (O(n) once + O(bins) per candidate); per-channel ones the
 // direct sse_naive.
 #include <algorithm>
+#include <bit>
 #include <cmath>
+#include <limits>
 
 #include "qvit/error.h"
 #include "qvit/parallel.h"
@@ -22,9 +24,9 @@ namespace qvit::quant_detail {
 namespace {
 
 constexpr int64_t kNaiveGrain = 65536;
-constexpr int64_t kMaxBins = 16384;
-constexpr int64_t kValuesPerBin = 16;
-constexpr int64_t kSegment = int64_t{1} << 21;  // scatter segments (fixed by n)
+constexpr int64_t kMaxBins = 32768;
+constexpr int64_t kValuesPerBin = 32;
+constexpr int64_t kSegment = int64_t{1} << 20;  // values per pass segment (count fixed by n)
 constexpr int64_t kMaxSegments = 8;
 constexpr int64_t kBinnedMinValues = 32768;  // below this the direct search is as fast
 
@@ -39,117 +41,221 @@ inline double sq_err(float x, float s, float z, float qmin, float qmax) {
 std::vector<double> sse_naive(const float* x, int64_t rows, int64_t C,
                               const std::vector<UniformCandidate>& cands, BitType bits) {
   const float qmin = static_cast<float>(bits.qmin()), qmax = static_cast<float>(bits.qmax());
+  const int64_t K = static_cast<int64_t>(cands.size());
+  // Per-channel scale and zero point of every candidate, [K, C].
+  std::vector<float> s(static_cast<size_t>(K * C)), z(static_cast<size_t>(K * C));
+  for (int64_t k = 0; k < K; ++k) {
+    for (int64_t c = 0; c < C; ++c) {
+      s[k * C + c] = cands[k].scale.size() == 1 ? cands[k].scale[0] : cands[k].scale[c];
+      z[k * C + c] = cands[k].zero_point.size() == 1 ? cands[k].zero_point[0] : cands[k].zero_point[c];
+    }
+  }
+  // Row chunks; each keeps one partial sum per candidate; partials are added in chunk order.
   const int64_t grain = std::max<int64_t>(1, kNaiveGrain / C);
   const int64_t chunks = (rows + grain - 1) / grain;
-  std::vector<double> out(cands.size(), 0.0), partial(static_cast<size_t>(chunks));
-  std::vector<float> s(static_cast<size_t>(C)), z(static_cast<size_t>(C));
-  for (size_t k = 0; k < cands.size(); ++k) {
-    for (int64_t c = 0; c < C; ++c) {
-      s[c] = cands[k].scale.size() == 1 ? cands[k].scale[0] : cands[k].scale[c];
-      z[c] = cands[k].zero_point.size() == 1 ? cands[k].zero_point[0] : cands[k].zero_point[c];
-    }
-    parallel_for(rows, grain, [&](int64_t r0, int64_t r1) {
-      double acc = 0.0;
+  std::vector<double> partial(static_cast<size_t>(chunks * K), 0.0);
+  parallel_for(rows, grain, [&](int64_t r0, int64_t r1) {
+    double* acc = partial.data() + (r0 / grain) * K;
+    for (int64_t k = 0; k < K; ++k) {
+      const float* sk = s.data() + k * C;
+      const float* zk = z.data() + k * C;
+      double a = 0.0;
       for (int64_t r = r0; r < r1; ++r) {
-        for (int64_t c = 0; c < C; ++c) acc += sq_err(x[r * C + c], s[c], z[c], qmin, qmax);
+        for (int64_t c = 0; c < C; ++c) a += sq_err(x[r * C + c], sk[c], zk[c], qmin, qmax);
       }
-      partial[static_cast<size_t>(r0 / grain)] = acc;
-    });
-    for (double p : partial) out[k] += p;  // fixed order
+      acc[k] = a;
+    }
+  });
+  std::vector<double> out(static_cast<size_t>(K), 0.0);
+  for (int64_t ch = 0; ch < chunks; ++ch) {
+    for (int64_t k = 0; k < K; ++k) out[k] += partial[ch * K + k];
   }
   return out;
 }
 
+namespace {
+
+// Orders finite floats as integers (-0 and +0 share a key), to search over floats.
+int32_t float_key(float v) {
+  const int32_t i = std::bit_cast<int32_t>(v);
+  return i < 0 ? std::numeric_limits<int32_t>::min() - i : i;
+}
+float key_float(int32_t k) {
+  return std::bit_cast<float>(k < 0 ? std::numeric_limits<int32_t>::min() - k : k);
+}
+
+// A monotone map from the values in [lo, hi] to bins, finer where values are dense: an
+// equal-width coarse grid whose cell c is cut into parts_[c] equal pieces, about
+// count_c * target / n of them (counts from every 16th value). first_[j] is the smallest float
+// of bin j, so bin j holds exactly the floats in [first_[j], first_[j + 1]).
+class ValueBins {
+ public:
+  ValueBins(const float* x, int64_t n, Range range, int64_t target) : lo_(range.min), hi_(range.max) {
+    if (!(range.max > range.min)) {
+      offset_ = {0, 1};
+      parts_ = {1};
+      first_ = {range.min, std::nextafter(range.max, std::numeric_limits<float>::infinity())};
+      inv_coarse_ = 0;
+      return;
+    }
+    inv_coarse_ = static_cast<double>(kCoarse) / (static_cast<double>(hi_) - lo_);
+    std::vector<int64_t> count(kCoarse, 0);
+    int64_t sampled = 0;
+    for (int64_t i = 0; i < n; i += kSampleStride, ++sampled) ++count[coarse(x[i])];
+    offset_.resize(kCoarse + 1);
+    parts_.resize(kCoarse);
+    for (int64_t c = 0, pos = 0; c <= kCoarse; ++c) {
+      offset_[c] = pos;
+      if (c == kCoarse) break;
+      parts_[c] = std::max<int64_t>(1, (count[c] * target + sampled - 1) / sampled);
+      pos += parts_[c];
+    }
+    // Smallest float of each bin, by bisection over float keys (the map is monotone).
+    const int64_t bins = offset_[kCoarse];
+    first_.resize(static_cast<size_t>(bins + 1));
+    first_[0] = range.min;
+    first_[bins] = std::nextafter(range.max, std::numeric_limits<float>::infinity());
+    for (int64_t j = 1; j < bins; ++j) {
+      // bin(a) < j <= bin(b); neither end is evaluated (first_[j - 1] may already be in bin j).
+      int64_t a = int64_t{float_key(first_[j - 1])} - 1, b = int64_t{float_key(range.max)} + 1;
+      while (b - a > 1) {
+        const int64_t mid = a + (b - a) / 2;
+        (bin(key_float(static_cast<int32_t>(mid))) >= j ? b : a) = mid;
+      }
+      first_[j] = key_float(static_cast<int32_t>(b));  // next after max if no float is in bin j
+    }
+  }
+
+  int64_t size() const { return static_cast<int64_t>(first_.size()) - 1; }
+  float first(int64_t j) const { return first_[j]; }
+  int64_t bin(float v) const {
+    const double t = (static_cast<double>(v) - lo_) * inv_coarse_;
+    const int64_t c = std::min<int64_t>(kCoarse - 1, static_cast<int64_t>(t));
+    const int64_t m = parts_[c];
+    return offset_[c] + std::min<int64_t>(m - 1, static_cast<int64_t>((t - static_cast<double>(c)) * m));
+  }
+
+ private:
+  static constexpr int64_t kCoarse = 4096;
+  static constexpr int64_t kSampleStride = 16;
+  int64_t coarse(float v) const {
+    return std::min<int64_t>(kCoarse - 1, static_cast<int64_t>((static_cast<double>(v) - lo_) * inv_coarse_));
+  }
+  double lo_;
+  float hi_;
+  double inv_coarse_ = 0;
+  std::vector<int64_t> offset_, parts_;
+  std::vector<float> first_;
+};
+
+}  // namespace
+
 std::vector<double> sse_binned(const float* x, int64_t n,
                                const std::vector<UniformCandidate>& cands, BitType bits) {
-  const Range range = tensor_range(x, n, "omse");
-  const int64_t bins = range.max > range.min ? std::clamp(n / kValuesPerBin, int64_t{1}, kMaxBins)
-                                             : 1;
-  const double lo = range.min;
-  const double inv_width = bins / (static_cast<double>(range.max) - lo);
-  // Monotone in v, so bins are ordered by value.
-  const auto bin_of = [&](float v) {
-    if (bins == 1) return int64_t{0};
-    return std::min(bins - 1, static_cast<int64_t>((static_cast<double>(v) - lo) * inv_width));
-  };
-
-  // Counting sort into `sorted`, stable within each segment; segments in order.
-  const int64_t segments = std::min(kMaxSegments, (n + kSegment - 1) / kSegment);
-  const int64_t seg_len = (n + segments - 1) / segments;
-  std::vector<int64_t> count(static_cast<size_t>(segments * bins), 0);
-  parallel_for(segments, 1, [&](int64_t s0, int64_t s1) {
-    for (int64_t s = s0; s < s1; ++s) {
-      int64_t* cnt = count.data() + s * bins;
-      for (int64_t i = s * seg_len; i < std::min(n, (s + 1) * seg_len); ++i) ++cnt[bin_of(x[i])];
-    }
-  });
-  std::vector<int64_t> bin_start(static_cast<size_t>(bins + 1), 0);
-  {
-    int64_t pos = 0;
-    for (int64_t b = 0; b < bins; ++b) {
-      bin_start[b] = pos;
-      for (int64_t s = 0; s < segments; ++s) {
-        const int64_t c = count[s * bins + b];
-        count[s * bins + b] = pos;  // becomes the segment's write cursor for bin b
-        pos += c;
-      }
-    }
-    bin_start[bins] = pos;
-  }
-  std::vector<float> sorted(static_cast<size_t>(n));
-  parallel_for(segments, 1, [&](int64_t s0, int64_t s1) {
-    for (int64_t s = s0; s < s1; ++s) {
-      int64_t* cursor = count.data() + s * bins;
-      for (int64_t i = s * seg_len; i < std::min(n, (s + 1) * seg_len); ++i) {
-        sorted[static_cast<size_t>(cursor[bin_of(x[i])]++)] = x[i];
-      }
-    }
-  });
-
-  // Moments of each non-empty bin around its smallest value.
-  struct Bin {
-    int64_t begin, end;
-    float min, max;
-    double s1, s2;  // sum of (x - min), sum of (x - min)^2
-  };
-  std::vector<Bin> nonempty;
-  for (int64_t b = 0; b < bins; ++b) {
-    if (bin_start[b + 1] > bin_start[b]) nonempty.push_back({bin_start[b], bin_start[b + 1], 0, 0, 0, 0});
-  }
-  parallel_for(static_cast<int64_t>(nonempty.size()), 256, [&](int64_t b0, int64_t b1) {
-    for (int64_t b = b0; b < b1; ++b) {
-      Bin& bin = nonempty[b];
-      const float* v = sorted.data() + bin.begin;
-      const int64_t cnt = bin.end - bin.begin;
-      bin.min = *std::min_element(v, v + cnt);
-      bin.max = *std::max_element(v, v + cnt);
-      double s1 = 0, s2 = 0;
-      for (int64_t i = 0; i < cnt; ++i) {
-        const double d = static_cast<double>(v[i]) - bin.min;
-        s1 += d;
-        s2 += d * d;
-      }
-      bin.s1 = s1;
-      bin.s2 = s2;
-    }
-  });
-
+  const int64_t K = static_cast<int64_t>(cands.size());
   const float qmin = static_cast<float>(bits.qmin()), qmax = static_cast<float>(bits.qmax());
-  std::vector<double> out(cands.size(), 0.0);
-  parallel_for(static_cast<int64_t>(cands.size()), 1, [&](int64_t k0, int64_t k1) {
-    for (int64_t k = k0; k < k1; ++k) {
-      const float s = cands[k].scale[0], z = cands[k].zero_point[0];
-      double acc = 0.0;
-      for (const Bin& bin : nonempty) {
-        const float q = quant_code(bin.min, s, z, qmin, qmax);
-        if (q == quant_code(bin.max, s, z, qmin, qmax)) {
-          // Every value of the bin has code q (the code is monotone in x).
-          const double d = static_cast<double>(bin.min) - static_cast<double>((q - z) * s);
-          acc += bin.s2 + 2.0 * d * bin.s1 + static_cast<double>(bin.end - bin.begin) * d * d;
-        } else {
-          for (int64_t i = bin.begin; i < bin.end; ++i) acc += sq_err(sorted[i], s, z, qmin, qmax);
+  const Range range = tensor_range(x, n, "omse");
+  const ValueBins map(x, n, range, std::clamp(n / kValuesPerBin, int64_t{1}, kMaxBins));
+  const int64_t bins = map.size();
+  std::vector<float> scale(static_cast<size_t>(K)), zero(static_cast<size_t>(K));
+  for (int64_t k = 0; k < K; ++k) {
+    scale[k] = cands[k].scale[0];
+    zero[k] = cands[k].zero_point[0];
+  }
+
+  // Before looking at the data: bin j straddles a code boundary of candidate k when its
+  // smallest and largest float get different codes. Those (j, k) pairs are evaluated value by
+  // value; every other bin has one code per candidate and contributes through its moments.
+  std::vector<int64_t> list_start(static_cast<size_t>(bins + 1), 0);
+  std::vector<int32_t> lists;                          // candidates, per bin
+  std::vector<std::vector<int64_t>> straddling(static_cast<size_t>(K));  // bins, per candidate
+  for (int64_t j = 0; j < bins; ++j) {
+    list_start[j] = static_cast<int64_t>(lists.size());
+    const float a = map.first(j), b = std::nextafter(map.first(j + 1), -INFINITY);
+    if (!(a <= b)) continue;  // no float maps to this bin
+    for (int64_t k = 0; k < K; ++k) {
+      if (quant_code(a, scale[k], zero[k], qmin, qmax) != quant_code(b, scale[k], zero[k], qmin, qmax)) {
+        lists.push_back(static_cast<int32_t>(k));
+        straddling[k].push_back(j);
+      }
+    }
+  }
+  list_start[bins] = static_cast<int64_t>(lists.size());
+
+  // One pass, in segments whose partial results are merged in order: per bin count, min, max
+  // and moments around the bin's smallest float; per candidate the straddling values' errors.
+  struct BinStats {
+    int64_t count = 0;
+    float min = std::numeric_limits<float>::infinity();
+    float max = -std::numeric_limits<float>::infinity();
+    double s1 = 0, s2 = 0;  // sum of (x - first), sum of (x - first)^2
+  };
+  const int64_t segments = std::clamp(n / kSegment, int64_t{1}, kMaxSegments);
+  const int64_t seg_len = (n + segments - 1) / segments;
+  std::vector<std::vector<BinStats>> seg_stats(static_cast<size_t>(segments));
+  std::vector<double> partial(static_cast<size_t>(segments * K), 0.0);
+  parallel_for(segments, 1, [&](int64_t s0, int64_t s1) {
+    for (int64_t s = s0; s < s1; ++s) {
+      std::vector<BinStats>& st = seg_stats[s];
+      st.resize(static_cast<size_t>(bins));
+      double* acc = partial.data() + s * K;
+      for (int64_t i = s * seg_len; i < std::min(n, (s + 1) * seg_len); ++i) {
+        const float v = x[i];
+        const int64_t j = map.bin(v);
+        BinStats& b = st[j];
+        ++b.count;
+        b.min = v < b.min ? v : b.min;
+        b.max = v > b.max ? v : b.max;
+        const double d = static_cast<double>(v) - static_cast<double>(map.first(j));
+        b.s1 += d;
+        b.s2 += d * d;
+        for (int64_t l = list_start[j]; l < list_start[j + 1]; ++l) {
+          const int32_t k = lists[l];
+          acc[k] += sq_err(v, scale[k], zero[k], qmin, qmax);
         }
       }
+    }
+  });
+  std::vector<BinStats>& stats = seg_stats[0];
+  for (int64_t s = 1; s < segments; ++s) {
+    for (int64_t j = 0; j < bins; ++j) {
+      const BinStats& o = seg_stats[s][j];
+      BinStats& b = stats[j];
+      b.count += o.count;
+      b.min = std::min(b.min, o.min);
+      b.max = std::max(b.max, o.max);
+      b.s1 += o.s1;
+      b.s2 += o.s2;
+    }
+  }
+
+  // Per candidate: moments of the single-code bins (in bin order), then the partials.
+  std::vector<double> out(static_cast<size_t>(K), 0.0);
+  parallel_for(K, 1, [&](int64_t k0, int64_t k1) {
+    for (int64_t k = k0; k < k1; ++k) {
+      double acc = 0.0;
+      size_t next = 0;  // straddling[k] is sorted
+      for (int64_t j = 0; j < bins; ++j) {
+        if (next < straddling[k].size() && straddling[k][next] == j) {
+          ++next;
+          continue;
+        }
+        const BinStats& b = stats[j];
+        if (b.count == 0) continue;
+        const float q = quant_code(b.min, scale[k], zero[k], qmin, qmax);
+        // A bin of equal values is summed exactly (so an exact fit gives exactly 0); otherwise
+        // the moments, whose cancellation error is ~1e-16 * count * width^2, clamped at 0.
+        const double xq = static_cast<double>((q - zero[k]) * scale[k]);
+        const double cnt = static_cast<double>(b.count);
+        if (b.min == b.max) {
+          const double d = static_cast<double>(b.min) - xq;
+          acc += cnt * d * d;
+        } else {
+          const double d = static_cast<double>(map.first(j)) - xq;
+          acc += std::max(0.0, b.s2 + 2.0 * d * b.s1 + cnt * d * d);
+        }
+      }
+      for (int64_t s = 0; s < segments; ++s) acc += partial[s * K + k];
       out[k] = acc;
     }
   });

@@ -70,6 +70,7 @@ class PtfObserver final : public ObserverBase {
         for (int a = 0; a <= K; ++a) {
           double* acc = sse.data() + a * width;
           const float s = cand[a];
+#pragma omp simd
           for (int64_t j = 0; j < width; ++j) {
             const double d = static_cast<double>(xr[j]) -
                              static_cast<double>(fake_quant_one(xr[j], s, zero, qmin, qmax));
