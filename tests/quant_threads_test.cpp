@@ -95,6 +95,12 @@ TEST(QuantThreads, SameBitsForOneAndTwoThreads) {
     lis_softmax(x.data(), probs.data(), nullptr, rows * C / 197, 197, S);
     return probs;
   });
+  expect_same_bits_1_2("percentile, several selection chunks", [&] {
+    std::vector<float> big = activations(25000, 100, 4);
+    auto obs = make_observer(ObserverKind::percentile, ObserverOptions{});
+    obs->observe(big.data(), 25000, 100, true);
+    return flatten(obs->params());
+  });
   expect_same_bits_1_2("fake_quant_log2", [&] {
     std::vector<float> p = b1;
     for (float& v : p) v = 1.0f / (1.0f + v * v);
@@ -126,7 +132,8 @@ TEST(QuantThreads, DISABLED_ObserverCost) {
       obs->observe(x.data(), rows, C, true);
       const double last = ms(t0);
       std::printf("  %-10s %-11s %8.1f ms %9.1f ms\n", observer_kind_name(k),
-                  per_channel ? "per-channel" : "per-tensor", batch, last);
+                  per_channel || k == ObserverKind::ptf ? "per-channel" : "per-tensor", batch,
+                  last);
     }
   }
   std::vector<float> y = x;

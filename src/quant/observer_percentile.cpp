@@ -29,7 +29,8 @@ namespace qvit::quant_detail {
 namespace {
 
 constexpr int64_t kTorchQuantileMaxNumel = int64_t{1} << 24;
-constexpr int64_t kSelectChunk = int64_t{1} << 18;
+constexpr int64_t kSelectChunk = int64_t{1} << 20;
+constexpr int64_t kSkipBlock = 16;
 
 // Keeps a superset of the k largest values pushed, in amortised O(1) per value: values go to a
 // buffer of up to 2k; when it is full, the k largest are kept and the threshold rises.
@@ -102,11 +103,26 @@ void select_ranks(const float* x, int64_t n, const std::vector<int64_t>& ranks,
       const int64_t i0 = c * kSelectChunk, i1 = std::min(n, i0 + kSelectChunk);
       TopK hi(std::max<int64_t>(need_hi, 1)), lo(std::max<int64_t>(need_lo, 1));
       int non_finite = 0;
-      for (int64_t i = i0; i < i1; ++i) {
-        const float v = x[i];
-        non_finite |= !(std::fabs(v) <= FLT_MAX);
-        if (hi.wants(v)) hi.push(v);
-        if (lo.wants(-v)) lo.push(-v);
+      // Blocks whose max and min cannot enter either buffer are skipped after a vectorised
+      // scan (almost all of them once the thresholds have settled).
+      for (int64_t b0 = i0; b0 < i1; b0 += kSkipBlock) {
+        const int64_t b1 = std::min(i1, b0 + kSkipBlock);
+        float bmax = x[b0], bmin = x[b0];
+        int nf = 0;
+#pragma omp simd reduction(max : bmax) reduction(min : bmin) reduction(| : nf)
+        for (int64_t i = b0; i < b1; ++i) {
+          const float v = x[i];
+          bmax = v > bmax ? v : bmax;
+          bmin = v < bmin ? v : bmin;
+          nf |= !(std::fabs(v) <= FLT_MAX);
+        }
+        non_finite |= nf;
+        if (!hi.wants(bmax) && !lo.wants(-bmin)) continue;
+        for (int64_t i = b0; i < b1; ++i) {
+          const float v = x[i];
+          if (hi.wants(v)) hi.push(v);
+          if (lo.wants(-v)) lo.push(-v);
+        }
       }
       top[c] = hi.values();
       bottom[c] = lo.values();

@@ -4,8 +4,8 @@
 //   asymmetric: scale = max((max - min) / (qmax - qmin), eps)       eps = 2^-23
 //               zero  = clamp(qmin - round(min / scale), qmin, qmax)  (an integral float)
 //   symmetric:  scale = max(max(-min, max) / ((qmax - qmin) / 2), eps), zero = 0
-//               -> absmax / 127.5 for int8: the absmax element maps to +-127.5, which rounds
-//                  to +-128; +128 is clamped to 127, -128 is kept.
+//               -> absmax / 127.5 for int8: the extremes land on about +-127.5; +absmax ends
+//                  at 127 (128 is clamped), -absmax at -128 when absmax / scale >= 127.5.
 //   quantize:   q  = clamp(round(x / scale + zero), qmin, qmax)
 //   dequantize: x^ = (q - zero) * scale
 #include <algorithm>
