@@ -4,15 +4,39 @@
 // classifier. Covers swin_{tiny,small,base}_patch4_window7_224. Checkpoints in the older timm /
 // Microsoft layout (merging at the end of a stage, persistent index and mask buffers) are renamed
 // to the current layout by swin_normalize_weights, which also validates the buffers.
+//
+// Quantization points follow FQ-ViT's swin_quant.py (qvit names; FQ-ViT module in brackets):
+//   embed.input [qact_input], patch_embed.norm.in [patch_embed.qact_before_norm: per tensor, not
+//   PTF], patch_embed.norm.out [patch_embed.qact; also the input quantizer of the first block's
+//   norm1, so layers.0.blocks.0 has no norm1.in];
+//   per block layers.{i}.blocks.{j}.: norm1.in [previous qact4 / PatchMerging.qact2, PTF],
+//   norm1.out [qact1], attn.qkv, attn.scores [qact_attn1], attn.table [qact_table],
+//   attn.logits [attn.qact2, LIS input scale; the -100 shift mask is added after it],
+//   attn.softmax (none with LIS), attn.context [qact3], attn.proj [qact4], norm2.in [qact2, PTF],
+//   norm2.out [qact3], mlp.gelu [mlp.qact1], mlp.fc2 [mlp.qact2], then the residual point [qact4,
+//   PTF] named after the LayerNorm it feeds: the next norm1.in, layers.{i+1}.downsample.norm.in
+//   or norm.in;
+//   patch merging layers.{i}.downsample.: norm.in (the previous stage's last residual point, C
+//   channels; its parameters tiled 4x in concatenation order for the 4C LayerNorm), norm.out
+//   [qact1], then layers.{i}.blocks.0.norm1.in [qact2, PTF];
+//   norm.in, norm.out [qact2], avgpool [qact3], head.out [act_out];
+//   weights: NAME.weight of every Linear (patch_embed.proj, attn.qkv/proj, mlp.fc1/fc2,
+//   downsample.reduction, head.fc), int8 per output channel.
+// With --ptf every LayerNorm is FQ-ViT's integer LayerNorm while simulating, also the two whose
+// input quantizer is per tensor (patch_embed.norm, layers.0.blocks.0.norm1), as in FQ-ViT.
+// Without an active session the forward is the plain FP32 path with fused attention.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <string>
 #include <string_view>
 
 #include "models/family.h"
+#include "models/swin_attention.h"
 #include "qvit/error.h"
 #include "qvit/kernels.h"
 #include "qvit/parallel.h"
+#include "qvit/quant.h"
 
 namespace qvit {
 
@@ -254,6 +278,66 @@ void swin_normalize_weights(const ModelConfig& cfg, WeightFile& weights) {
 
 namespace {
 
+// A Linear layer with its original weight kept, so that it can be rebuilt from fake-quantized
+// weights (as in vit.cpp). The weight's quantization point is NAME.weight.
+struct QLinear {
+  std::string name;  // e.g. "layers.0.blocks.1.attn.qkv"
+  Tensor weight, bias;
+  LinearF32 op;
+  void prepare(QuantSession* q) {
+    if (!q || q->mode() != QuantMode::simulate) {
+      op = LinearF32(weight, bias);
+      return;
+    }
+    Tensor w = weight.clone();
+    q->weight(name + ".weight", w.f32(), w.dim(0), w.numel() / w.dim(0));
+    op = LinearF32(w, bias);
+  }
+};
+
+struct Norm {
+  std::string name;  // e.g. "layers.0.blocks.1.norm1"; output point NAME.out
+  Tensor gamma, beta;
+};
+
+// Parameters of a C-channel point repeated `times` times along the channels, for a LayerNorm over
+// the concatenation of `times` tensors that all passed through that point (FQ-ViT's
+// in_scale_expand in PatchMerging: channel k * C + c gets the parameters of channel c).
+QuantParams tile_channels(const QuantParams& p, int times) {
+  QuantParams t = p;
+  auto tile = [times](auto& v) {
+    if (v.size() <= 1) return;  // per tensor (or the shared PTF zero point)
+    const auto one = v;
+    for (int k = 1; k < times; ++k) v.insert(v.end(), one.begin(), one.end());
+  };
+  tile(t.scale);
+  tile(t.zero_point);
+  tile(t.alpha);
+  return t;
+}
+
+// Cyclic shift + window partition as one gather: dst row r (batch-major windows, so attention
+// batch index b * windows + w gives mask[w]) = src token order[r % L] of image r / L.
+void gather_windows(const float* src, float* dst, const int32_t* order, int64_t rows, int64_t L,
+                    int64_t C) {
+  parallel_for(rows, 64, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r)
+      std::memcpy(dst + r * C, src + ((r / L) * L + order[r % L]) * C, C * sizeof(float));
+  });
+}
+
+// Window reverse + reverse shift + residual as one scatter-add (order is a permutation).
+void scatter_add_windows(const float* src, float* dst, const int32_t* order, int64_t rows,
+                         int64_t L, int64_t C) {
+  parallel_for(rows, 64, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      float* d = dst + ((r / L) * L + order[r % L]) * C;
+      const float* s = src + r * C;
+      for (int64_t c = 0; c < C; ++c) d[c] += s[c];
+    }
+  });
+}
+
 class SwinModel final : public Model {
  public:
   SwinModel(const ModelConfig& cfg, const WeightFile& wf) : Model(cfg) {
@@ -262,50 +346,51 @@ class SwinModel final : public Model {
       if (it == wf.tensors.end()) fail("swin", "{}: missing tensor '{}'", wf.path, n);
       return it->second;
     };
+    auto linear = [&](const std::string& n, bool has_bias) {
+      return QLinear{n, get(n + ".weight"), has_bias ? get(n + ".bias") : Tensor(), {}};
+    };
+    auto norm = [&](const std::string& n) { return Norm{n, get(n + ".weight"), get(n + ".bias")}; };
     const int64_t C0 = cfg.dim, P = cfg.patch;
     patch_embed_ =
-        LinearF32(get("patch_embed.proj.weight").reshaped({C0, int64_t(cfg.in_chans) * P * P}),
-                  get("patch_embed.proj.bias"));
-    patch_norm_w_ = get("patch_embed.norm.weight");
-    patch_norm_b_ = get("patch_embed.norm.bias");
+        QLinear{"patch_embed.proj",
+                get("patch_embed.proj.weight").reshaped({C0, int64_t(cfg.in_chans) * P * P}),
+                get("patch_embed.proj.bias"),
+                {}};
+    patch_norm_ = norm("patch_embed.norm");
     for (int i = 0; i < num_stages(cfg); ++i) {
       Stage st;
       st.g = stage_geometry(cfg, i);
       const std::string l = "layers." + std::to_string(i) + ".";
       if (i > 0) {
-        st.merge_norm_w = get(l + "downsample.norm.weight");
-        st.merge_norm_b = get(l + "downsample.norm.bias");
-        st.merge = LinearF32(get(l + "downsample.reduction.weight"), Tensor());
+        st.merge_norm = norm(l + "downsample.norm");
+        st.merge = linear(l + "downsample.reduction", false);
       }
       st.order[0] = window_order(st.g, 0);
       if (st.g.shift > 0) {
         st.order[1] = window_order(st.g, st.g.shift);
         st.mask = shifted_window_mask(st.g);
       }
-      const std::vector<int64_t> index = relative_position_index(st.g.window);
+      st.index = relative_position_index(st.g.window);
       for (int j = 0; j < cfg.depths[i]; ++j) {
         const std::string b = l + "blocks." + std::to_string(j) + ".";
         Block blk;
+        blk.prefix = b;
         blk.shifted = j % 2 == 1 && st.g.shift > 0;
-        blk.norm1_w = get(b + "norm1.weight");
-        blk.norm1_b = get(b + "norm1.bias");
-        blk.rel_bias = gather_bias(get(b + "attn.relative_position_bias_table"), index, st.g);
-        blk.qkv = LinearF32(get(b + "attn.qkv.weight"), get(b + "attn.qkv.bias"));
-        blk.proj = LinearF32(get(b + "attn.proj.weight"), get(b + "attn.proj.bias"));
-        blk.norm2_w = get(b + "norm2.weight");
-        blk.norm2_b = get(b + "norm2.bias");
-        blk.fc1 = LinearF32(get(b + "mlp.fc1.weight"), get(b + "mlp.fc1.bias"));
-        blk.fc2 = LinearF32(get(b + "mlp.fc2.weight"), get(b + "mlp.fc2.bias"));
+        blk.norm1 = norm(b + "norm1");
+        blk.table = get(b + "attn.relative_position_bias_table");
+        blk.rel_bias = gather_bias(blk.table, st.index, st.g);
+        blk.qkv = linear(b + "attn.qkv", true);
+        blk.proj = linear(b + "attn.proj", true);
+        blk.norm2 = norm(b + "norm2");
+        blk.fc1 = linear(b + "mlp.fc1", true);
+        blk.fc2 = linear(b + "mlp.fc2", true);
         st.blocks.push_back(std::move(blk));
       }
       stages_.push_back(std::move(st));
     }
-    norm_w_ = get("norm.weight");
-    norm_b_ = get("norm.bias");
-    head_ = LinearF32(get("head.fc.weight"), get("head.fc.bias"));
+    norm_ = norm("norm");
+    head_ = linear("head.fc", true);
   }
-
-  void prepare_weights() override {}
 
   Tensor forward(const Tensor& images) override {
     const ModelConfig& c = cfg_;
@@ -313,29 +398,57 @@ class SwinModel final : public Model {
         images.dim(3) != c.img_size)
       fail("swin", "{}: input has shape {}, expected [B,{},{},{}]", c.name,
            shape_str(images.shape()), c.in_chans, c.img_size, c.img_size);
-    if (quant_active()) fail("swin", "{}: quantization is not wired into Swin yet", c.name);
+    sync_quant();
     const int64_t B = images.dim(0);
-    ensure_workspace(B);
+    const bool quant = quant_active();
+    ensure_workspace(B, quant);
     float* x = x_.f32();
 
     // Patch embedding: a stride-4 conv = non-overlapping patches times the flattened kernel.
     const StageGeometry& g0 = stages_[0].g;
+    const int64_t T0 = B * g0.tokens();
     im2patch_f32(images.f32(), patches_.f32(), B, c.in_chans, c.img_size, c.img_size, c.patch);
-    patch_embed_.forward(patches_.f32(), x, B * g0.tokens());
-    layernorm_f32(x, patch_norm_w_.f32(), patch_norm_b_.f32(), x, B * g0.tokens(), g0.dim,
-                  c.ln_eps);
+    if (quant && quantizes_input())  // per tensor, so the patch layout does not matter
+      qpoint("embed.input", QPointRole::activation, patches_.f32(), T0, patches_.dim(1));
+    patch_embed_.op.forward(patches_.f32(), x, T0);
+    // Quantized: the point x last passed through, whose parameters the next LayerNorm uses.
+    std::string in_point;
+    if (quant) {
+      // FQ-ViT's qact_before_norm: per tensor with the configured observer, never PTF.
+      in_point = patch_norm_.name + ".in";
+      qpoint(in_point, QPointRole::activation, x, T0, g0.dim);
+      layer_norm(patch_norm_, in_point, x, x, T0, g0.dim);
+      in_point = patch_norm_.name + ".out";  // also the first block's norm1 input quantizer
+    } else {
+      layernorm_f32(x, patch_norm_.gamma.f32(), patch_norm_.beta.f32(), x, T0, g0.dim, c.ln_eps);
+    }
 
     for (size_t i = 0; i < stages_.size(); ++i) {
       const Stage& st = stages_[i];
-      if (i > 0) merge_patches(st, B);
-      for (const Block& blk : st.blocks) run_block(st, blk, B);
+      if (!quant) {
+        if (i > 0) merge_patches(st, B);
+        for (const Block& blk : st.blocks) run_block(st, blk, B);
+      } else {
+        if (i > 0) in_point = merge_patches_quant(st, B, in_point);
+        for (size_t j = 0; j < st.blocks.size(); ++j) {
+          // The residual stream after the block is quantized (PTF) for the LayerNorm it feeds.
+          const std::string next = j + 1 < st.blocks.size() ? st.blocks[j + 1].norm1.name + ".in"
+                                   : i + 1 < stages_.size() ? stages_[i + 1].merge_norm.name + ".in"
+                                                            : norm_.name + ".in";
+          run_block_quant(st, st.blocks[j], B, in_point, next);
+          in_point = next;
+        }
+      }
       tap("layers." + std::to_string(i), x, {B, st.g.res, st.g.res, st.g.dim});
     }
 
     // Final norm (per token), mean over the tokens, classifier.
     const StageGeometry& gl = stages_.back().g;
     const int64_t L = gl.tokens(), C = gl.dim;
-    layernorm_f32(x, norm_w_.f32(), norm_b_.f32(), x, B * L, C, c.ln_eps);
+    if (quant)
+      layer_norm(norm_, in_point, x, x, B * L, C);
+    else
+      layernorm_f32(x, norm_.gamma.f32(), norm_.beta.f32(), x, B * L, C, c.ln_eps);
     float* pooled = h_.f32();
     for (int64_t b = 0; b < B; ++b) {
       for (int64_t d = 0; d < C; ++d) {
@@ -344,24 +457,29 @@ class SwinModel final : public Model {
         pooled[b * C + d] = static_cast<float>(sum / double(L));
       }
     }
+    if (quant) qpoint("avgpool", QPointRole::activation, pooled, B, C);
     Tensor logits({B, c.num_classes});
-    head_.forward(pooled, logits.f32(), B);
+    head_.op.forward(pooled, logits.f32(), B);
+    if (quant) qpoint("head.out", QPointRole::activation, logits.f32(), B, c.num_classes);
     return logits;
   }
 
  private:
   struct Block {
-    Tensor norm1_w, norm1_b, norm2_w, norm2_b;
-    Tensor rel_bias;  // [heads, N, N], gathered from the table once
-    LinearF32 qkv, proj, fc1, fc2;
+    std::string prefix;  // "layers.{i}.blocks.{j}."
+    Norm norm1, norm2;
+    Tensor table;     // relative_position_bias_table [(2w-1)^2, heads] (quantized path)
+    Tensor rel_bias;  // [heads, N, N], gathered from the table once (FP32 path)
+    QLinear qkv, proj, fc1, fc2;
     bool shifted = false;
   };
   struct Stage {
     StageGeometry g;
-    Tensor merge_norm_w, merge_norm_b;  // stages > 0: patch merging at the start of the stage
-    LinearF32 merge;
+    Norm merge_norm;  // stages > 0: patch merging at the start of the stage
+    QLinear merge;
     std::vector<int32_t> order[2];  // window order without / with the cyclic shift
     Tensor mask;                    // [windows, N, N] for shifted blocks
+    std::vector<int64_t> index;     // relative position index [N * N]
     std::vector<Block> blocks;
   };
 
@@ -374,11 +492,21 @@ class SwinModel final : public Model {
     return bias;
   }
 
-  // x [B, 2R, 2R, C/2] -> x [B, R, R, C]: concatenates the 2x2 neighbours in timm's order
-  // (0,0), (1,0), (0,1), (1,1) as (row, column) offsets, LayerNorm(2C), Linear 2C -> C.
-  void merge_patches(const Stage& st, int64_t B) {
+  void prepare_weights() override {
+    patch_embed_.prepare(quant_);
+    for (Stage& st : stages_) {
+      if (!st.merge.weight.empty()) st.merge.prepare(quant_);
+      for (Block& b : st.blocks)
+        for (QLinear* l : {&b.qkv, &b.proj, &b.fc1, &b.fc2}) l->prepare(quant_);
+    }
+    head_.prepare(quant_);
+  }
+
+  // x [B, 2R, 2R, C/2] -> h [B, R, R, 2C]: concatenates the 2x2 neighbours in timm's (and
+  // FQ-ViT's) order (0,0), (1,0), (0,1), (1,1) as (row, column) offsets.
+  void concat_neighbours(const Stage& st, int64_t B) {
     const int64_t R = st.g.res, Cin = st.g.dim / 2, Rin = 2 * R, L = R * R;
-    float* x = x_.f32();
+    const float* x = x_.f32();
     float* h = h_.f32();
     parallel_for(B * L, 64, [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r) {
@@ -389,8 +517,16 @@ class SwinModel final : public Model {
         }
       }
     });
-    layernorm_f32(h, st.merge_norm_w.f32(), st.merge_norm_b.f32(), h, B * L, 4 * Cin, cfg_.ln_eps);
-    st.merge.forward(h, x, B * L);
+  }
+
+  // Patch merging: concatenation, LayerNorm(2C), Linear 2C -> C (no bias).
+  void merge_patches(const Stage& st, int64_t B) {
+    const int64_t L = st.g.tokens();
+    concat_neighbours(st, B);
+    float* h = h_.f32();
+    layernorm_f32(h, st.merge_norm.gamma.f32(), st.merge_norm.beta.f32(), h, B * L, 2 * st.g.dim,
+                  cfg_.ln_eps);
+    st.merge.op.forward(h, x_.f32(), B * L);
   }
 
   void run_block(const Stage& st, const Block& blk, int64_t B) {
@@ -399,54 +535,133 @@ class SwinModel final : public Model {
     const int32_t* order = st.order[blk.shifted ? 1 : 0].data();
     float* x = x_.f32();
     float* h = h_.f32();
-    // Cyclic shift + window partition as one gather (windows batch-major, so the attention batch
-    // index b * windows + w gives mask[w]); LayerNorm is per token and can follow it.
-    parallel_for(rows, 64, [&](int64_t r0, int64_t r1) {
-      for (int64_t r = r0; r < r1; ++r)
-        std::memcpy(h + r * C, x + ((r / L) * L + order[r % L]) * C, C * sizeof(float));
-    });
-    layernorm_f32(h, blk.norm1_w.f32(), blk.norm1_b.f32(), h, rows, C, cfg_.ln_eps);
-    blk.qkv.forward(h, qkv_.f32(), rows);
+    // LayerNorm is per token and can follow the gather.
+    gather_windows(x, h, order, rows, L, C);
+    layernorm_f32(h, blk.norm1.gamma.f32(), blk.norm1.beta.f32(), h, rows, C, cfg_.ln_eps);
+    blk.qkv.op.forward(h, qkv_.f32(), rows);
     const int64_t head_dim = C / g.heads;
     attention_f32(qkv_.f32(), attn_.f32(), B * g.windows(), g.window_tokens(), g.heads, head_dim,
                   1.0f / std::sqrt(static_cast<float>(head_dim)), blk.rel_bias.f32(),
                   blk.shifted ? st.mask.f32() : nullptr, blk.shifted ? g.windows() : 0);
-    blk.proj.forward(attn_.f32(), h, rows);
-    // Window reverse + reverse shift + residual as one scatter-add (order is a permutation).
-    parallel_for(rows, 64, [&](int64_t r0, int64_t r1) {
-      for (int64_t r = r0; r < r1; ++r) {
-        float* dst = x + ((r / L) * L + order[r % L]) * C;
-        const float* src = h + r * C;
-        for (int64_t d = 0; d < C; ++d) dst[d] += src[d];
-      }
-    });
-    layernorm_f32(x, blk.norm2_w.f32(), blk.norm2_b.f32(), h, rows, C, cfg_.ln_eps);
-    blk.fc1.forward(h, mlp_.f32(), rows);
+    blk.proj.op.forward(attn_.f32(), h, rows);
+    scatter_add_windows(h, x, order, rows, L, C);
+    layernorm_f32(x, blk.norm2.gamma.f32(), blk.norm2.beta.f32(), h, rows, C, cfg_.ln_eps);
+    blk.fc1.op.forward(h, mlp_.f32(), rows);
     gelu_f32(mlp_.f32(), mlp_.f32(), rows * int64_t(cfg_.mlp_ratio) * C);
-    blk.fc2.forward(mlp_.f32(), h, rows);
+    blk.fc2.op.forward(mlp_.f32(), h, rows);
     add_f32(x, h, x, rows * C);
   }
 
-  void ensure_workspace(int64_t B) {
-    if (B <= ws_batch_) return;
-    const ModelConfig& c = cfg_;
-    int64_t act = 0;  // largest tokens x channels; patch merging keeps tokens x channels / 2
-    for (const Stage& st : stages_) act = std::max(act, st.g.tokens() * st.g.dim);
-    const int64_t P = c.patch;
-    patches_ = Tensor({B * stages_[0].g.tokens(), int64_t(c.in_chans) * P * P});
-    x_ = Tensor({B * act});
-    h_ = Tensor({B * act});
-    qkv_ = Tensor({B * 3 * act});
-    attn_ = Tensor({B * act});
-    mlp_ = Tensor({B * int64_t(c.mlp_ratio) * act});
-    ws_batch_ = B;
+  // ---- Quantized path (a session in calibrate or simulate mode) -------------------------------
+
+  // LayerNorm whose input `in` has passed through the point `in_point` (FQ-ViT's in_quantizer),
+  // with the output point NAME.out. While simulating with PTF, FQ-ViT's integer LayerNorm
+  // (QIntLayerNorm "int" mode, used for every LayerNorm once --ptf is on) replaces the float one;
+  // its input scales are those of in_point: per channel for the residual-stream (PTF) points, one
+  // per-tensor scale for the patch-embedding ones (then x / s are the codes q - z, and the shift
+  // to the smallest scale is 1). `tile` > 1: `in` is a concatenation of `tile` tensors that each
+  // passed through in_point (patch merging), whose parameters are repeated accordingly.
+  void layer_norm(const Norm& ln, const std::string& in_point, const float* in, float* out,
+                  int64_t rows, int64_t C, int tile = 1) {
+    if (simulating() && quant_->config().ptf) {
+      const QuantParams& p = quant_->params(in_point);
+      const float s_out = quant_->params(ln.name + ".out").scale[0];
+      if (tile == 1)
+        int_layernorm_ptf(in, out, rows, C, p, ln.gamma.f32(), ln.beta.f32(), s_out);
+      else
+        int_layernorm_ptf(in, out, rows, C, tile_channels(p, tile), ln.gamma.f32(), ln.beta.f32(),
+                          s_out);
+    } else {
+      layernorm_f32(in, ln.gamma.f32(), ln.beta.f32(), out, rows, C, cfg_.ln_eps);
+    }
+    qpoint(ln.name + ".out", QPointRole::activation, out, rows, C);
   }
 
-  LinearF32 patch_embed_, head_;
-  Tensor patch_norm_w_, patch_norm_b_, norm_w_, norm_b_;
+  // Patch merging, quantized. x has passed through `in_point` (the previous stage's last residual
+  // point, PTF over C/2 channels); the LayerNorm over 2C = 4 x C/2 channels reuses it tiled 4x.
+  // Returns the output point (FQ-ViT's PatchMerging.qact2, PTF), named after the LayerNorm it
+  // feeds: the stage's first norm1.
+  std::string merge_patches_quant(const Stage& st, int64_t B, const std::string& in_point) {
+    const int64_t L = st.g.tokens();
+    concat_neighbours(st, B);
+    float* h = h_.f32();
+    layer_norm(st.merge_norm, in_point, h, h, B * L, 2 * st.g.dim, 4);
+    st.merge.op.forward(h, x_.f32(), B * L);
+    const std::string out = st.blocks.front().norm1.name + ".in";
+    qpoint(out, QPointRole::ln_input, x_.f32(), B * L, st.g.dim);
+    return out;
+  }
+
+  // One block, quantized, in FQ-ViT's order: x (raster order) has passed through in_point; norm1
+  // and its output point run on the token map before the shift and window partition (as in
+  // FQ-ViT); window attention (swin_attention.cpp); proj; residual -> norm2.in (PTF); norm2;
+  // fc1, GELU -> mlp.gelu; fc2 -> mlp.fc2; residual -> out_point (PTF, named after the LayerNorm
+  // it feeds).
+  void run_block_quant(const Stage& st, const Block& blk, int64_t B, const std::string& in_point,
+                       const std::string& out_point) {
+    const StageGeometry& g = st.g;
+    const int64_t L = g.tokens(), C = g.dim, rows = B * L, hidden = int64_t(cfg_.mlp_ratio) * C;
+    const int32_t* order = st.order[blk.shifted ? 1 : 0].data();
+    float* x = x_.f32();
+    float* h = h_.f32();
+    float* a = attn_.f32();
+    layer_norm(blk.norm1, in_point, x, a, rows, C);
+    gather_windows(a, h, order, rows, L, C);
+    blk.qkv.op.forward(h, qkv_.f32(), rows);
+    SwinAttentionArgs args;
+    args.batch_windows = B * g.windows();
+    args.windows = g.windows();
+    args.tokens = g.window_tokens();
+    args.heads = g.heads;
+    args.head_dim = C / g.heads;
+    args.table = blk.table.f32();
+    args.table_rows = blk.table.dim(0);
+    args.index = st.index.data();
+    args.mask = blk.shifted ? st.mask.f32() : nullptr;
+    swin_window_attention_quant(*quant_, blk.prefix + "attn.", args, qkv_.f32(), scores_.f32(), a);
+    blk.proj.op.forward(a, h, rows);
+    qpoint(blk.prefix + "attn.proj", QPointRole::activation, h, rows, C);
+    scatter_add_windows(h, x, order, rows, L, C);
+    const std::string norm2_in = blk.norm2.name + ".in";
+    qpoint(norm2_in, QPointRole::ln_input, x, rows, C);
+    layer_norm(blk.norm2, norm2_in, x, h, rows, C);
+    blk.fc1.op.forward(h, mlp_.f32(), rows);
+    gelu_f32(mlp_.f32(), mlp_.f32(), rows * hidden);
+    qpoint(blk.prefix + "mlp.gelu", QPointRole::activation, mlp_.f32(), rows, hidden);
+    blk.fc2.op.forward(mlp_.f32(), h, rows);
+    qpoint(blk.prefix + "mlp.fc2", QPointRole::activation, h, rows, C);
+    add_f32(x, h, x, rows * C);
+    qpoint(out_point, QPointRole::ln_input, x, rows, C);
+  }
+
+  void ensure_workspace(int64_t B, bool quant) {
+    const ModelConfig& c = cfg_;
+    if (B > ws_batch_) {
+      int64_t act = 0;  // largest tokens x channels; patch merging keeps tokens x channels / 2
+      for (const Stage& st : stages_) act = std::max(act, st.g.tokens() * st.g.dim);
+      const int64_t P = c.patch;
+      patches_ = Tensor({B * stages_[0].g.tokens(), int64_t(c.in_chans) * P * P});
+      x_ = Tensor({B * act});
+      h_ = Tensor({B * act});
+      qkv_ = Tensor({B * 3 * act});
+      attn_ = Tensor({B * act});
+      mlp_ = Tensor({B * int64_t(c.mlp_ratio) * act});
+      scores_ = Tensor();
+      ws_batch_ = B;
+    }
+    if (quant && scores_.empty()) {  // attention probabilities [B * windows, heads, N, N]
+      int64_t s = 0;
+      for (const Stage& st : stages_)
+        s = std::max(s, st.g.windows() * st.g.heads * st.g.window_tokens() * st.g.window_tokens());
+      scores_ = Tensor({ws_batch_ * s});
+    }
+  }
+
+  QLinear patch_embed_, head_;
+  Norm patch_norm_, norm_;
   std::vector<Stage> stages_;
   int64_t ws_batch_ = 0;
-  Tensor patches_, x_, h_, qkv_, attn_, mlp_;
+  Tensor patches_, x_, h_, qkv_, attn_, mlp_, scores_;
 };
 
 }  // namespace
