@@ -36,9 +36,9 @@ using dnnl::memory;
 using Dims = memory::dims;
 constexpr auto kF32 = memory::data_type::f32;
 
-// Work-splitting constants (see split_rows / LinearF32 constructor). Tuned in
+// Work-splitting constants (see Impl::build and Impl::forward). Tuned with
 // bench/kernels_bench.cpp; docs/performance.md has the numbers.
-constexpr int64_t kPanelTargetCols = 384;  // output columns per panel (rounded to 64)
+constexpr int64_t kPanelTargetCols = 512;  // output columns per panel (rounded to 64)
 constexpr double kItemFlops = 4e6;         // aimed-for work per item
 constexpr int64_t kMaxItems = 16;          // enough to balance a few threads, dynamically
 constexpr int64_t kMinRows = 48;           // smallest row chunk worth a call (per-call packing)
@@ -273,6 +273,8 @@ void LinearF32::Impl::forward(const float* x, float* y, int64_t M) const {
   prim[0][1] = get_prim(mc, last_width);
   prim[1][1] = get_prim(last_rows, last_width);
 
+  // Exceptions must not escape an OpenMP region: remember the first failure, throw after it.
+  std::atomic<int> failed_status{dnnl_success};
   parallel_for(n_m * n_panels, 1, [&](int64_t i0, int64_t i1) {
     kernels_detail::SingleThreadScope single_thread;
     ThreadExec& te = thread_exec();
@@ -302,11 +304,16 @@ void LinearF32::Impl::forward(const float* x, float* y, int64_t M) const {
       }
       const dnnl_status_t st = dnnl_primitive_execute(pr->mm.get(), te.stream.get(), nargs, args);
       if (st != dnnl_success) {
-        fail("kernels", "LinearF32 [{}x{}]: matmul execution failed with status {}", N, K,
-             static_cast<int>(st));
+        int expected = dnnl_success;
+        failed_status.compare_exchange_strong(expected, st);
+        return;
       }
     }
   });
+  if (failed_status.load() != dnnl_success) {
+    fail("kernels", "LinearF32 [{}x{}]: oneDNN matmul execution failed with status {} (M={})", N,
+         K, failed_status.load(), M);
+  }
 }
 
 LinearF32::LinearF32() = default;
