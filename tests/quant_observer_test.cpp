@@ -108,6 +108,12 @@ TEST(QuantObserver, Errors) {
     bad[5] = -std::numeric_limits<float>::infinity();
     expect_error([&] { obs->observe(bad.data(), 3, 4, false); }, "NaN or Inf");
     expect_error([&] { obs->observe(x.data(), 0, 4, false); }, "non-empty");
+    // A batch that threw leaves no trace.
+    auto fresh = make_observer(k, opt);
+    expect_error([&] { fresh->observe(bad.data(), 3, 4, true); }, "NaN or Inf");
+    expect_error([&] { fresh->params(); }, "before any batch");
+    fresh->observe(x.data(), 4, 3, true);  // C = 3 is fine: the failed batch did not count
+    EXPECT_NO_THROW(fresh->params());
     obs->observe(x.data(), 3, 4, true);
     EXPECT_NO_THROW(obs->params());
     expect_error([&] { obs->observe(x.data(), 3, 4, false); }, "after the batch marked last");

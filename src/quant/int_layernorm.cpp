@@ -24,6 +24,8 @@ namespace qvit {
 
 namespace {
 
+__extension__ using int128 = __int128;  // GCC/Clang; exact sums of squares
+
 constexpr int kMantissaBits = 8;
 constexpr float kMaxCode = 16777216.0f;  // 2^24: codes must be exact floats
 
@@ -52,7 +54,7 @@ void int_layernorm_ptf(const float* x, float* y, int64_t rows, int64_t C, const 
       const float* xr = x + r * C;
       float* yr = y + r * C;  // may alias xr: all of xr is read into xq first
       int64_t s1 = 0;
-      __int128 s2 = 0;
+      int128 s2 = 0;
       for (int64_t c = 0; c < C; ++c) {
         const float q = std::nearbyint(xr[c] / s_in[c]) * shift[c];
         if (!(std::fabs(q) <= kMaxCode)) {
@@ -62,9 +64,9 @@ void int_layernorm_ptf(const float* x, float* y, int64_t rows, int64_t C, const 
         xq[c] = q;
         const int64_t qi = static_cast<int64_t>(q);
         s1 += qi;
-        s2 += static_cast<__int128>(qi) * qi;
+        s2 += static_cast<int128>(qi) * qi;
       }
-      const __int128 D = static_cast<__int128>(C) * s2 - static_cast<__int128>(s1) * s1;
+      const int128 D = static_cast<int128>(C) * s2 - static_cast<int128>(s1) * s1;
       if (D == 0) {
         for (int64_t c = 0; c < C; ++c) yr[c] = std::nearbyint(beta[c] / s_out) * s_out;
         continue;

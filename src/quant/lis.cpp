@@ -26,9 +26,11 @@ namespace qvit {
 
 namespace {
 
+__extension__ using uint128 = unsigned __int128;  // GCC/Clang; exact row sums
+
 constexpr int kExpShift = 30;            // I-BERT's n
 constexpr float kZeroFromV = 49152.0f;   // 1.5 * 2^15: first v whose code is >= 16
-constexpr float kMaxExactSum = 1.0e36f;  // keeps the unsigned __int128 row sum exact
+constexpr float kMaxExactSum = 1.0e36f;  // keeps the uint128 row sum exact
 
 }  // namespace
 
@@ -65,7 +67,7 @@ void lis_softmax(const float* logits, float* probs, uint8_t* codes, int64_t rows
       const float* x = logits + r * cols;
       float t_max = x[0] / S;
       for (int64_t j = 1; j < cols; ++j) t_max = std::max(t_max, x[j] / S);
-      unsigned __int128 sum = 0;
+      uint128 sum = 0;
       for (int64_t j = 0; j < cols; ++j) {
         float t = x[j] / S - t_max;
         if (std::isnan(t)) fail("quant", "lis_softmax: row {} has NaN or +Inf logits", r);
@@ -79,7 +81,7 @@ void lis_softmax(const float* logits, float* probs, uint8_t* codes, int64_t rows
         const float ej = std::max(std::floor(poly * shift), 0.0f);
         if (!(ej < kMaxExactSum)) fail("quant", "lis_softmax: exp value {} too large (S = {})", ej, S);
         e[j] = ej;
-        sum += static_cast<unsigned __int128>(ej);
+        sum += static_cast<uint128>(ej);
       }
       const float sum_f = static_cast<float>(sum);
       float* p = probs + r * cols;

@@ -61,7 +61,7 @@ namespace quant_detail {
 namespace {
 
 [[noreturn]] void fail_non_finite(const std::string& who) {
-  fail("quant", "{}: the data contains NaN or Inf; calibration needs finite activations", who);
+  fail("quant", "{}: the data contains NaN or Inf (quantization needs finite values)", who);
 }
 
 }  // namespace
@@ -142,7 +142,7 @@ ObserverBase::ObserverBase(ObserverKind kind, const ObserverOptions& opt)
   }
 }
 
-void ObserverBase::begin_batch(const float* x, int64_t rows, int64_t C, bool last) {
+void ObserverBase::check_batch(const float* x, int64_t rows, int64_t C) const {
   if (seen_last_) fail("quant", "{}: observe() after the batch marked last", label_);
   if (x == nullptr || rows <= 0 || C <= 0) {
     fail("quant", "{}: batch {} has shape [{}, {}]; expected a non-empty [rows, C]", label_,
@@ -152,6 +152,9 @@ void ObserverBase::begin_batch(const float* x, int64_t rows, int64_t C, bool las
     fail("quant", "{}: batch {} has C = {} but earlier batches had C = {}", label_, batches_ + 1,
          C, C_);
   }
+}
+
+void ObserverBase::commit_batch(int64_t C, bool last) {
   C_ = C;
   ++batches_;
   seen_last_ = last;

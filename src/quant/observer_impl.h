@@ -65,8 +65,10 @@ class ObserverBase : public Observer {
 
  protected:
   ObserverBase(ObserverKind kind, const ObserverOptions& opt);
-  // Validates one batch (shape, same C as before, nothing after the last batch) and counts it.
-  void begin_batch(const float* x, int64_t rows, int64_t C, bool last);
+  // Validates one batch (shape, same C as before, nothing after the last batch).
+  void check_batch(const float* x, int64_t rows, int64_t C) const;
+  // Counts a batch once it was processed, so a batch that threw (NaN) leaves no trace.
+  void commit_batch(int64_t C, bool last);
   // Throws unless a batch was observed (and, if `need_last`, the last one).
   void require_params_ready(bool need_last) const;
   const std::string& label() const { return label_; }

@@ -15,7 +15,7 @@ class MinMaxObserver final : public ObserverBase {
   explicit MinMaxObserver(const ObserverOptions& opt) : ObserverBase(ObserverKind::minmax, opt) {}
 
   void observe(const float* x, int64_t rows, int64_t C, bool last) override {
-    begin_batch(x, rows, C, last);
+    check_batch(x, rows, C);
     if (opt_.per_channel) {
       column_ranges(x, rows, C, batch_min_, batch_max_, label());
     } else {
@@ -23,6 +23,7 @@ class MinMaxObserver final : public ObserverBase {
       batch_min_.assign(1, r.min);
       batch_max_.assign(1, r.max);
     }
+    commit_batch(C, last);
     if (min_.empty()) {
       min_ = batch_min_;
       max_ = batch_max_;

@@ -269,7 +269,7 @@ class OmseObserver final : public ObserverBase {
   explicit OmseObserver(const ObserverOptions& opt) : ObserverBase(ObserverKind::omse, opt) {}
 
   void observe(const float* x, int64_t rows, int64_t C, bool last) override {
-    begin_batch(x, rows, C, last);
+    check_batch(x, rows, C);
     if (opt_.per_channel) {
       column_ranges(x, rows, C, batch_min_, batch_max_, label());
     } else {
@@ -287,6 +287,7 @@ class OmseObserver final : public ObserverBase {
       }
     }
     if (last) search(x, rows, C);
+    commit_batch(C, last);
   }
 
   QuantParams params() const override {

@@ -130,7 +130,7 @@ void select_ranks(const float* x, int64_t n, const std::vector<int64_t>& ranks,
     }
   });
   if (std::find(bad.begin(), bad.end(), 1) != bad.end()) {
-    fail("quant", "{}: the data contains NaN or Inf; calibration needs finite activations", who);
+    fail("quant", "{}: the data contains NaN or Inf (quantization needs finite values)", who);
   }
   std::vector<float> hi_all, lo_all;
   for (int64_t c = 0; c < chunks; ++c) {
@@ -199,15 +199,16 @@ class PercentileObserver final : public ObserverBase {
   }
 
   void observe(const float* x, int64_t rows, int64_t C, bool last) override {
-    begin_batch(x, rows, C, last);
+    check_batch(x, rows, C);
     const Range r = percentile_range(x, rows * C, opt_.percentile, label());
-    if (batches_ == 1) {
+    if (batches_ == 0) {
       min_ = r.min;
       max_ = r.max;
-      return;
+    } else {
+      max_ = ema_update(max_, r.max, opt_.ema_sigma);
+      min_ = ema_update(min_, r.min, opt_.ema_sigma);
     }
-    max_ = ema_update(max_, r.max, opt_.ema_sigma);
-    min_ = ema_update(min_, r.min, opt_.ema_sigma);
+    commit_batch(C, last);
   }
 
   QuantParams params() const override {

@@ -25,9 +25,9 @@ class PtfObserver final : public ObserverBase {
   explicit PtfObserver(const ObserverOptions& opt) : ObserverBase(ObserverKind::ptf, opt) {}
 
   void observe(const float* x, int64_t rows, int64_t C, bool last) override {
-    begin_batch(x, rows, C, last);
+    check_batch(x, rows, C);
     const Range r = tensor_range(x, rows * C, label());
-    if (batches_ == 1) {
+    if (batches_ == 0) {
       min_ = r.min;
       max_ = r.max;
     } else {
@@ -35,6 +35,7 @@ class PtfObserver final : public ObserverBase {
       max_ = std::max(max_, r.max);
     }
     if (last) search(x, rows, C);
+    commit_batch(C, last);
   }
 
   QuantParams params() const override {
