@@ -105,7 +105,7 @@ std::unique_ptr<Observer> make_observer(ObserverKind kind, const ObserverOptions
 void fake_quant_log2(float* p, int64_t n, int bits);
 
 // LIS code meaning "probability 0" (codes >= 16 in FQ-ViT). A packed 4-bit format folds it into
-// code 15 (see docs/quantization.md, "LIS storage").
+// code 15 (docs/quantization.md, LIS, "Codes and storage").
 constexpr uint8_t kLisZeroCode = 16;
 
 // FQ-ViT Log-Int-Softmax. `logits` [rows, cols] are dequantized attention logits whose integer
