@@ -45,16 +45,18 @@ inline float avx2_hmax(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
-// exp(x) to ~2 ulp on [-87.3, 88]; 0 below (no denormals), clamped above. Cody-Waite reduction
-// x = n ln2 + r with |r| <= ln2/2, the classic Cephes degree-7 polynomial for e^r, then 2^n
-// built in the exponent bits.
+// exp(x) to ~2 ulp for x <= 88 (softmax only feeds x - max <= 0); 0 below ln(FLT_MIN), so no
+// denormals. Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2, the classic Cephes degree-7
+// polynomial for e^r, and 2^n built in the exponent bits. n comes from one FMA with the
+// "magic" 1.5*2^23 + 127: the sum's low mantissa bits are then round(x log2e) + 127, i.e. the
+// biased exponent, ready to shift into place.
 inline __m256 avx2_exp(__m256 x) {
   const __m256 kLo = _mm256_set1_ps(-87.33654f);  // ln(FLT_MIN)
-  const __m256 kHi = _mm256_set1_ps(88.0f);
+  const __m256 kMagic = _mm256_set1_ps(12583039.0f);  // 0x1.8p23 + 127
   const __m256 underflow = _mm256_cmp_ps(x, kLo, _CMP_LT_OQ);
-  x = _mm256_min_ps(_mm256_max_ps(x, kLo), kHi);
-  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  x = _mm256_max_ps(x, kLo);
+  const __m256 biased = _mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), kMagic);
+  const __m256 n = _mm256_sub_ps(biased, kMagic);
   __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
   r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
   __m256 p = _mm256_set1_ps(1.9875691500e-4f);
@@ -64,8 +66,8 @@ inline __m256 avx2_exp(__m256 x) {
   p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
   p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
   p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-  return _mm256_andnot_ps(underflow, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
+  const __m256i pow2n = _mm256_slli_epi32(_mm256_castps_si256(biased), 23);
+  return _mm256_andnot_ps(underflow, _mm256_mul_ps(p, _mm256_castsi256_ps(pow2n)));
 }
 
 }  // namespace qvit::kernels_detail
