@@ -99,6 +99,7 @@ void QuantSession::point(const std::string& name, QPointRole role, float* x, int
       p.channels = C;
       p.order = static_cast<int>(points_.size());
       ObserverOptions opt;
+      opt.name = name;
       opt.bits = role == QPointRole::softmax ? make_bit_type(cfg_.attn_bits, false) : cfg_.act_bits;
       ObserverKind kind = cfg_.observer;
       if (role == QPointRole::ln_input && cfg_.ptf) {
