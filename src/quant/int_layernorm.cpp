@@ -14,7 +14,9 @@
 // D = 0 (all codes of the token equal; FQ-ViT divides by std = 0 and returns NaN, issue #31):
 // y_c = round(beta_c / s_out) * s_out, the limit of a LayerNorm with a tiny epsilon.
 #include <algorithm>
+#include <bit>
 #include <cmath>
+#include <cstdint>
 
 #include "qvit/error.h"
 #include "qvit/parallel.h"
@@ -28,6 +30,34 @@ __extension__ using int128 = __int128;  // GCC/Clang; exact sums of squares
 
 constexpr int kMantissaBits = 8;
 constexpr float kMaxCode = 16777216.0f;  // 2^24: codes must be exact floats
+
+// 2^n for 0 <= n <= 31, exactly (= std::ldexp(1.0f, n)), from the exponent bits.
+inline float pow2(int n) { return std::bit_cast<float>(static_cast<uint32_t>(n + 127) << 23); }
+
+// std::nearbyint(v) in the default rounding mode (ties to even), sign of zero included:
+// for |v| < 2^23, (|v| + 1.5 2^23) - 1.5 2^23 rounds |v| to an integer once, exactly as
+// nearbyint does, and nearbyint keeps the sign of v. Larger |v| (and inf/NaN) go to nearbyint.
+inline float round_even(float v) {
+  const float a = std::fabs(v);
+  if (!(a < 8388608.0f)) return std::nearbyint(v);
+  const float r = (a + 12582912.0f) - 12582912.0f;
+  return std::copysign(r, v);
+}
+
+// floor(log2 a) for a normal positive float whose mantissa m (a = m 2^e, 1 <= m < 2) lies in
+// [1 + 2^-10, 2 - 2^-10]: then log2 a lies in [e + 0.0014, e + 0.9986], so any log2 with an
+// error below 1e-3 (glibc's log2f is within 1 ulp) floors to e. Returns false otherwise (zero,
+// subnormal, inf, NaN, or m within 2^-10 of a power of two), where the caller uses std::log2.
+inline bool fast_floor_log2(float a, int* e) {
+  const uint32_t bits = std::bit_cast<uint32_t>(a);
+  const uint32_t exp_field = (bits >> 23) & 0xffu;
+  const uint32_t frac = bits & 0x7fffffu;
+  if (exp_field == 0 || exp_field == 0xffu || (bits >> 31) != 0) return false;
+  constexpr uint32_t kEdge = 1u << 13;  // 2^-10 in units of 2^-23
+  if (frac < kEdge || frac > 0x800000u - kEdge) return false;
+  *e = static_cast<int>(exp_field) - 127;
+  return true;
+}
 
 }  // namespace
 
@@ -56,7 +86,7 @@ void int_layernorm_ptf(const float* x, float* y, int64_t rows, int64_t C, const 
       int64_t s1 = 0;
       int128 s2 = 0;
       for (int64_t c = 0; c < C; ++c) {
-        const float q = std::nearbyint(xr[c] / s_in[c]) * shift[c];
+        const float q = round_even(xr[c] / s_in[c]) * shift[c];
         if (!(std::fabs(q) <= kMaxCode)) {
           fail("quant", "int_layernorm_ptf: row {} channel {}: value {} is not a PTF-quantized code "
                "(|x / s| > 2^24 or not finite)", r, c, xr[c]);
@@ -79,13 +109,24 @@ void int_layernorm_ptf(const float* x, float* y, int64_t rows, int64_t C, const 
         const float a = (a_base * gamma[c]) / s_out;
         const float a_abs = std::fabs(a);
         const float sign = a > 0.0f ? 1.0f : (a < 0.0f ? -1.0f : 0.0f);
-        // |A| = 0: log2 = -inf -> N = 31, M = 0.
-        const float n_shift =
-            std::clamp(static_cast<float>(kMantissaBits - 1) - std::floor(std::log2(a_abs)), 0.0f, 31.0f);
-        const float pow_n = std::ldexp(1.0f, static_cast<int>(n_shift));
-        const float m = std::clamp(std::floor(a_abs * pow_n), 0.0f, 255.0f);
-        const float b = std::nearbyint(((beta[c] - mean_over_std * gamma[c]) / s_out) * pow_n);
-        const float code = std::nearbyint((sign * m * xq[c] + b) / pow_n);
+        float pow_n, m;
+        int e;
+        if (fast_floor_log2(a_abs, &e)) {
+          // n = clamp(7 - e, 0, 31) as in the float expression below (all values exact).
+          const int n = std::clamp(kMantissaBits - 1 - e, 0, 31);
+          pow_n = pow2(n);
+          // v = |A| 2^n is exact, finite and >= 0; floor(v) = truncation for 0 <= v < 256.
+          const float v = a_abs * pow_n;
+          m = v < 256.0f ? static_cast<float>(static_cast<int>(v)) : 255.0f;
+        } else {
+          // |A| = 0: log2 = -inf -> N = 31, M = 0.
+          const float n_shift =
+              std::clamp(static_cast<float>(kMantissaBits - 1) - std::floor(std::log2(a_abs)), 0.0f, 31.0f);
+          pow_n = std::ldexp(1.0f, static_cast<int>(n_shift));
+          m = std::clamp(std::floor(a_abs * pow_n), 0.0f, 255.0f);
+        }
+        const float b = round_even(((beta[c] - mean_over_std * gamma[c]) / s_out) * pow_n);
+        const float code = round_even((sign * m * xq[c] + b) / pow_n);
         yr[c] = code * s_out;
       }
     }

@@ -15,7 +15,9 @@
 // v >= 49152 is exactly the set with k >= 16, and v = inf (e = 0) is zero too. A row whose sum
 // is 0 (only when S > ~1.67) gives 0/0 = NaN in FQ-ViT; here all its probabilities are zero.
 #include <algorithm>
+#include <bit>
 #include <cmath>
+#include <cstdint>
 
 #include "qvit/error.h"
 #include "qvit/parallel.h"
@@ -32,6 +34,19 @@ constexpr int kExpShift = 30;            // I-BERT's n
 constexpr float kZeroFromV = 49152.0f;   // 1.5 * 2^15: first v whose code is >= 16
 constexpr float kMaxExactSum = 1.0e36f;  // keeps the uint128 row sum exact
 
+// 2^n for -126 <= n <= 127, exactly (= std::ldexp(1.0f, n)), from the exponent bits.
+inline float pow2(int n) { return std::bit_cast<float>(static_cast<uint32_t>(n + 127) << 23); }
+
+// std::nearbyint(v) in the default rounding mode (ties to even), sign of zero included:
+// for |v| < 2^23, (|v| + 1.5 2^23) - 1.5 2^23 rounds |v| to an integer once, exactly as
+// nearbyint does, and nearbyint keeps the sign of v. Larger |v| (and inf/NaN) go to nearbyint.
+inline float round_even(float v) {
+  const float a = std::fabs(v);
+  if (!(a < 8388608.0f)) return std::nearbyint(v);
+  const float r = (a + 12582912.0f) - 12582912.0f;
+  return std::copysign(r, v);
+}
+
 }  // namespace
 
 namespace quant_detail {
@@ -42,7 +57,7 @@ uint8_t lis_code(float v) {
   if (!(v < kZeroFromV)) return kLisZeroCode;
   if (v < 1.0f) return 0;  // cannot happen (sum >= e); FQ-ViT clamps log2(0) = -inf to 0
   int k = 31 - __builtin_clz(static_cast<uint32_t>(v));
-  const float p2 = std::ldexp(1.0f, k);
+  const float p2 = pow2(k);  // 0 <= k <= 15
   if (v - p2 >= p2 / 2) ++k;
   return static_cast<uint8_t>(k);
 }
@@ -72,23 +87,29 @@ void lis_softmax(const float* logits, float* probs, uint8_t* codes, int64_t rows
         float t = x[j] / S - t_max;
         if (std::isnan(t)) fail("quant", "lis_softmax: row {} has NaN or +Inf logits", r);
         t = t < t_min ? t_min : t;
-        const float q = std::floor(t / x0);
+        // x0 <= -1 and t_min = 30 x0 <= t <= 0 (t is not NaN), so t / x0 lies in [0, 30]
+        // (division rounds monotonically) or is -0: floor is truncation, up to the sign of a
+        // zero q, which changes neither rem (t - x0 q = t for t = 0: 0 - (+-0) = +0) nor shift.
+        const float q = static_cast<float>(static_cast<int>(t / x0));
         const float rem = t - x0 * q;
         float poly = rem + b_int;
         poly = rem * poly;
         poly = poly + c_int;
-        const float shift = std::ldexp(1.0f, kExpShift - static_cast<int>(q));
+        const float shift = pow2(kExpShift - static_cast<int>(q));  // 0 <= 30 - q <= 30
         const float ej = std::max(std::floor(poly * shift), 0.0f);
         if (!(ej < kMaxExactSum)) fail("quant", "lis_softmax: exp value {} too large (S = {})", ej, S);
         e[j] = ej;
-        sum += static_cast<uint128>(ej);
+        // ej is an integer-valued float in [0, 1e36): below 2^64 the uint64 conversion is exact
+        // and inline; the uint128 conversion (a libgcc call) only for larger values.
+        sum += ej < 18446744073709551616.0f ? static_cast<uint128>(static_cast<uint64_t>(ej))
+                                            : static_cast<uint128>(ej);
       }
       const float sum_f = static_cast<float>(sum);
       float* p = probs + r * cols;
       uint8_t* code_row = codes ? codes + r * cols : nullptr;
       for (int64_t j = 0; j < cols; ++j) {
-        const uint8_t code = sum == 0 ? kLisZeroCode : quant_detail::lis_code(std::nearbyint(sum_f / e[j]));
-        p[j] = code == kLisZeroCode ? 0.0f : std::ldexp(1.0f, -code);
+        const uint8_t code = sum == 0 ? kLisZeroCode : quant_detail::lis_code(round_even(sum_f / e[j]));
+        p[j] = code == kLisZeroCode ? 0.0f : pow2(-static_cast<int>(code));  // code <= 15
         if (code_row) code_row[j] = code;
       }
     }
