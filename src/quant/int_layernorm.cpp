@@ -36,12 +36,11 @@ inline float pow2(int n) { return std::bit_cast<float>(static_cast<uint32_t>(n +
 
 // std::nearbyint(v) in the default rounding mode (ties to even), sign of zero included:
 // for |v| < 2^23, (|v| + 1.5 2^23) - 1.5 2^23 rounds |v| to an integer once, exactly as
-// nearbyint does, and nearbyint keeps the sign of v. Larger |v| (and inf/NaN) go to nearbyint.
+// nearbyint does, and nearbyint keeps the sign of v. Larger |v|, inf and NaN: nearbyint(v) = v.
 inline float round_even(float v) {
   const float a = std::fabs(v);
-  if (!(a < 8388608.0f)) return std::nearbyint(v);
-  const float r = (a + 12582912.0f) - 12582912.0f;
-  return std::copysign(r, v);
+  const float r = std::copysign((a + 12582912.0f) - 12582912.0f, v);
+  return a < 8388608.0f ? r : v;  // |v| >= 2^23 is an integer already; inf and NaN stay
 }
 
 // floor(log2 a) for a normal positive float whose mantissa m (a = m 2^e, 1 <= m < 2) lies in

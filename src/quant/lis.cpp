@@ -39,12 +39,11 @@ inline float pow2(int n) { return std::bit_cast<float>(static_cast<uint32_t>(n +
 
 // std::nearbyint(v) in the default rounding mode (ties to even), sign of zero included:
 // for |v| < 2^23, (|v| + 1.5 2^23) - 1.5 2^23 rounds |v| to an integer once, exactly as
-// nearbyint does, and nearbyint keeps the sign of v. Larger |v| (and inf/NaN) go to nearbyint.
+// nearbyint does, and nearbyint keeps the sign of v. Larger |v|, inf and NaN: nearbyint(v) = v.
 inline float round_even(float v) {
   const float a = std::fabs(v);
-  if (!(a < 8388608.0f)) return std::nearbyint(v);
-  const float r = (a + 12582912.0f) - 12582912.0f;
-  return std::copysign(r, v);
+  const float r = std::copysign((a + 12582912.0f) - 12582912.0f, v);
+  return a < 8388608.0f ? r : v;  // |v| >= 2^23 is an integer already; inf and NaN stay
 }
 
 }  // namespace
@@ -56,10 +55,10 @@ namespace quant_detail {
 uint8_t lis_code(float v) {
   if (!(v < kZeroFromV)) return kLisZeroCode;
   if (v < 1.0f) return 0;  // cannot happen (sum >= e); FQ-ViT clamps log2(0) = -inf to 0
-  int k = 31 - __builtin_clz(static_cast<uint32_t>(v));
-  const float p2 = pow2(k);  // 0 <= k <= 15
-  if (v - p2 >= p2 / 2) ++k;
-  return static_cast<uint8_t>(k);
+  // 1 <= v < 2^16: v = m 2^k with k = floor(log2 v) the unbiased exponent and 1 <= m < 2;
+  // v >= 1.5 2^k iff m >= 1.5 iff the top fraction bit is set (v - 2^k is exact, Sterbenz).
+  const uint32_t bits = std::bit_cast<uint32_t>(v);
+  return static_cast<uint8_t>(static_cast<int>(bits >> 23) - 127 + static_cast<int>((bits >> 22) & 1u));
 }
 
 }  // namespace quant_detail
