@@ -32,6 +32,7 @@
 #include <string_view>
 
 #include "models/family.h"
+#include "models/qlinear.h"
 #include "models/swin_attention.h"
 #include "qvit/error.h"
 #include "qvit/kernels.h"
@@ -277,23 +278,6 @@ void swin_normalize_weights(const ModelConfig& cfg, WeightFile& weights) {
 }
 
 namespace {
-
-// A Linear layer with its original weight kept, so that it can be rebuilt from fake-quantized
-// weights (as in vit.cpp). The weight's quantization point is NAME.weight.
-struct QLinear {
-  std::string name;  // e.g. "layers.0.blocks.1.attn.qkv"
-  Tensor weight, bias;
-  LinearF32 op;
-  void prepare(QuantSession* q) {
-    if (!q || q->mode() != QuantMode::simulate) {
-      op = LinearF32(weight, bias);
-      return;
-    }
-    Tensor w = weight.clone();
-    q->weight(name + ".weight", w.f32(), w.dim(0), w.numel() / w.dim(0));
-    op = LinearF32(w, bias);
-  }
-};
 
 struct Norm {
   std::string name;  // e.g. "layers.0.blocks.1.norm1"; output point NAME.out

@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "models/family.h"
+#include "models/qlinear.h"
 #include "qvit/error.h"
 #include "qvit/kernels.h"
 #include "qvit/parallel.h"
@@ -51,22 +52,6 @@ std::vector<WeightSpec> vit_weight_specs(const ModelConfig& c) {
 }
 
 namespace {
-
-// A Linear layer with its original weight kept, so it can be rebuilt from fake-quantized weights.
-struct QLinear {
-  std::string name;  // quantization point of the weight, e.g. "blocks.0.attn.qkv"
-  Tensor weight, bias;
-  LinearF32 op;
-  void prepare(QuantSession* q) {
-    if (!q || q->mode() != QuantMode::simulate) {
-      op = LinearF32(weight, bias);
-      return;
-    }
-    Tensor w = weight.clone();
-    q->weight(name + ".weight", w.f32(), w.dim(0), w.numel() / w.dim(0));
-    op = LinearF32(w, bias);
-  }
-};
 
 struct LayerNormW {
   std::string name;  // "blocks.0.norm1": points name.in (input) and name.out (output)
