@@ -24,7 +24,9 @@ const char* kernel_path_name(KernelPath p);
 
 // ---- GEMM -----------------------------------------------------------------------------------
 // C[M,N] = alpha * op(A)[M,K] * op(B)[K,N] + beta * C, op = transpose when trans_x is true.
-// Single-threaded (safe to call inside a parallel region).
+// BLAS conventions: with beta == 0, C is not read. Single-threaded (safe to call inside a
+// parallel region). The avx2 path uses qvit's register-tiled AVX2 kernel, or oneDNN's sgemm
+// pinned to one thread where oneDNN runs AVX-512 or the problem is large (src/kernels/gemm.cpp).
 void gemm_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
               const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
               int64_t ldc);
@@ -34,7 +36,9 @@ void gemm_f32_ref(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, f
 
 // Linear layer y[M,N] = x[M,K] * W[N,K]^T + b[N] (PyTorch nn.Linear layout). The weight is
 // prepared (packed/reordered) once at construction; forward() is parallel and may be called
-// concurrently from several threads.
+// concurrently from several threads. The layer keeps a reference to the caller's weight buffer
+// (for the ref path) besides the prepared copy. The first forward() with a new M creates its
+// oneDNN primitives (about a millisecond); later calls with that M reuse them.
 class LinearF32 {
  public:
   LinearF32();
