@@ -3,11 +3,15 @@
 // tools/quant_reference.py (ViT-like logits on a uint8 grid, Swin-like with a -100 mask).
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
+#include <cstdint>
+#include <random>
 #include <vector>
 
 #include "golden.h"
 #include "qvit/error.h"
+#include "qvit/kernels.h"
 #include "qvit/quant.h"
 #include "quant/observer_impl.h"
 
@@ -115,8 +119,12 @@ TEST_F(QuantGolden, LisVitAndSwin) {
     const char* name;
     int64_t rows, cols;
   };
-  for (const Case& c : {Case{"lis.vit", 48, 197}, Case{"lis.swin", 49, 49}}) {
-    SCOPED_TRACE(c.name);
+  const KernelPath saved = kernel_path();
+  for (const Case& c : {Case{"lis.vit", 48, 197}, Case{"lis.swin", 49, 49}})
+  for (KernelPath path : {KernelPath::ref, KernelPath::avx2}) {
+    if (path == KernelPath::avx2 && !__builtin_cpu_supports("avx2")) continue;
+    set_kernel_path(path);
+    SCOPED_TRACE(std::string(c.name) + " " + kernel_path_name(path));
     const std::string key = c.name;
     const std::vector<float> x = g_->array(key + ".x");
     const float S = g_->meta[key]["S"].get<float>();
@@ -131,6 +139,53 @@ TEST_F(QuantGolden, LisVitAndSwin) {
     // The fixture also checked FQ-ViT's float32 row sums: no code differs on this data.
     EXPECT_EQ(g_->meta[key]["literal_code_mismatches"].get<int>(), 0);
   }
+  set_kernel_path(saved);
+}
+
+// The AVX2 row (double row sums, vector divisions) against the scalar row (exact 128-bit sums):
+// bit-identical probabilities and codes over random integer-grid logits, many scales and row
+// lengths (tails of 0..7), rows with -inf (masked), constant rows, and scales so small that the
+// exp values exceed the double-exact range and the AVX2 row must hand over to the scalar one.
+TEST(QuantLis, Avx2RowMatchesScalarRow) {
+  if (!__builtin_cpu_supports("avx2")) GTEST_SKIP() << "no AVX2";
+  const KernelPath saved = kernel_path();
+  std::mt19937 rng(7);
+  int64_t checked = 0;
+  for (float S : {2e-4f, 1e-3f, 0.0123f, 0.05f, 0.1f, 0.37f, 1.0f, 2.5f}) {
+    for (int64_t cols : {1, 7, 8, 9, 49, 64, 197}) {
+      const int64_t rows = 6;
+      std::vector<float> x(rows * cols);
+      std::uniform_int_distribution<int> code(-255, 255);
+      for (auto& v : x) v = S * static_cast<float>(code(rng));
+      for (int64_t j = 1; j < cols; j += 3) x[1 * cols + j] = -INFINITY;   // a masked row
+      for (int64_t j = 0; j < cols; ++j) x[2 * cols + j] = 3 * S;          // a constant row
+      for (int64_t j = 0; j < cols; ++j) x[3 * cols + j] -= 100.0f;        // Swin's mask value
+      std::vector<float> p_ref(x.size()), p_avx(x.size());
+      std::vector<uint8_t> c_ref(x.size()), c_avx(x.size());
+      set_kernel_path(KernelPath::ref);
+      lis_softmax(x.data(), p_ref.data(), c_ref.data(), rows, cols, S);
+      set_kernel_path(KernelPath::avx2);
+      lis_softmax(x.data(), p_avx.data(), c_avx.data(), rows, cols, S);
+      for (size_t i = 0; i < x.size(); ++i) {
+        ASSERT_EQ(std::bit_cast<uint32_t>(p_ref[i]), std::bit_cast<uint32_t>(p_avx[i]))
+            << "S " << S << " cols " << cols << " i " << i;
+        ASSERT_EQ(c_ref[i], c_avx[i]) << "S " << S << " cols " << cols << " i " << i;
+      }
+      checked += static_cast<int64_t>(x.size());
+    }
+  }
+  // NaN / +inf logits are an error on both paths.
+  std::vector<float> bad = {0.1f, NAN, 0.2f, 0.3f, 0.1f, 0.1f, 0.1f, 0.1f, 0.1f};
+  std::vector<float> out(bad.size());
+  for (KernelPath path : {KernelPath::ref, KernelPath::avx2}) {
+    set_kernel_path(path);
+    EXPECT_THROW(lis_softmax(bad.data(), out.data(), nullptr, 1, 9, 0.1f), Error);
+    bad[1] = INFINITY;
+    EXPECT_THROW(lis_softmax(bad.data(), out.data(), nullptr, 1, 9, 0.1f), Error);
+    bad[1] = NAN;
+  }
+  set_kernel_path(saved);
+  EXPECT_GT(checked, 5000);
 }
 
 }  // namespace

@@ -20,8 +20,10 @@
 #include <cstdint>
 
 #include "qvit/error.h"
+#include "qvit/kernels.h"
 #include "qvit/parallel.h"
 #include "qvit/quant.h"
+#include "quant/lis_impl.h"
 #include "quant/observer_impl.h"
 
 namespace qvit {
@@ -63,6 +65,46 @@ uint8_t lis_code(float v) {
 
 }  // namespace quant_detail
 
+namespace {
+
+// One row, scalar: the reference arithmetic (see the top of the file).
+void lis_row(const float* x, float* p, uint8_t* code_row, int64_t cols, const quant_detail::LisConsts& k,
+             float* e, int64_t r) {
+  const float S = k.S, x0 = k.x0, b_int = k.b_int, c_int = k.c_int, t_min = k.t_min;
+  float t_max = x[0] / S;
+  for (int64_t j = 1; j < cols; ++j) t_max = std::max(t_max, x[j] / S);
+  uint128 sum = 0;
+  for (int64_t j = 0; j < cols; ++j) {
+    float t = x[j] / S - t_max;
+    if (std::isnan(t)) fail("quant", "lis_softmax: row {} has NaN or +Inf logits", r);
+    t = t < t_min ? t_min : t;
+    // x0 <= -1 and t_min = 30 x0 <= t <= 0 (t is not NaN), so t / x0 lies in [0, 30]
+    // (division rounds monotonically) or is -0: floor is truncation, up to the sign of a
+    // zero q, which changes neither rem (t - x0 q = t for t = 0: 0 - (+-0) = +0) nor shift.
+    const float q = static_cast<float>(static_cast<int>(t / x0));
+    const float rem = t - x0 * q;
+    float poly = rem + b_int;
+    poly = rem * poly;
+    poly = poly + c_int;
+    const float shift = pow2(kExpShift - static_cast<int>(q));  // 0 <= 30 - q <= 30
+    const float ej = std::max(std::floor(poly * shift), 0.0f);
+    if (!(ej < kMaxExactSum)) fail("quant", "lis_softmax: exp value {} too large (S = {})", ej, S);
+    e[j] = ej;
+    // ej is an integer-valued float in [0, 1e36): below 2^64 the uint64 conversion is exact
+    // and inline; the uint128 conversion (a libgcc call) only for larger values.
+    sum += ej < 18446744073709551616.0f ? static_cast<uint128>(static_cast<uint64_t>(ej))
+                                        : static_cast<uint128>(ej);
+  }
+  const float sum_f = static_cast<float>(sum);
+  for (int64_t j = 0; j < cols; ++j) {
+    const uint8_t code = sum == 0 ? kLisZeroCode : quant_detail::lis_code(round_even(sum_f / e[j]));
+    p[j] = code == kLisZeroCode ? 0.0f : pow2(-static_cast<int>(code));  // code <= 15
+    if (code_row) code_row[j] = code;
+  }
+}
+
+}  // namespace
+
 void lis_softmax(const float* logits, float* probs, uint8_t* codes, int64_t rows, int64_t cols,
                  float S) {
   if (rows < 0 || cols <= 0) fail("quant", "lis_softmax: bad shape rows={} cols={}", rows, cols);
@@ -75,42 +117,16 @@ void lis_softmax(const float* logits, float* probs, uint8_t* codes, int64_t rows
   const float c_int = std::floor(static_cast<float>(1.0 / 0.35815147) * inv_s2);
   const float t_min = static_cast<float>(kExpShift) * x0;
 
+  const quant_detail::LisConsts k{S, x0, b_int, c_int, t_min};
+  const bool avx2 = kernel_path() == KernelPath::avx2;
   parallel_for(rows, std::max<int64_t>(1, 4096 / cols), [&](int64_t r0, int64_t r1) {
     std::vector<float> e(static_cast<size_t>(cols));
     for (int64_t r = r0; r < r1; ++r) {
       const float* x = logits + r * cols;
-      float t_max = x[0] / S;
-      for (int64_t j = 1; j < cols; ++j) t_max = std::max(t_max, x[j] / S);
-      uint128 sum = 0;
-      for (int64_t j = 0; j < cols; ++j) {
-        float t = x[j] / S - t_max;
-        if (std::isnan(t)) fail("quant", "lis_softmax: row {} has NaN or +Inf logits", r);
-        t = t < t_min ? t_min : t;
-        // x0 <= -1 and t_min = 30 x0 <= t <= 0 (t is not NaN), so t / x0 lies in [0, 30]
-        // (division rounds monotonically) or is -0: floor is truncation, up to the sign of a
-        // zero q, which changes neither rem (t - x0 q = t for t = 0: 0 - (+-0) = +0) nor shift.
-        const float q = static_cast<float>(static_cast<int>(t / x0));
-        const float rem = t - x0 * q;
-        float poly = rem + b_int;
-        poly = rem * poly;
-        poly = poly + c_int;
-        const float shift = pow2(kExpShift - static_cast<int>(q));  // 0 <= 30 - q <= 30
-        const float ej = std::max(std::floor(poly * shift), 0.0f);
-        if (!(ej < kMaxExactSum)) fail("quant", "lis_softmax: exp value {} too large (S = {})", ej, S);
-        e[j] = ej;
-        // ej is an integer-valued float in [0, 1e36): below 2^64 the uint64 conversion is exact
-        // and inline; the uint128 conversion (a libgcc call) only for larger values.
-        sum += ej < 18446744073709551616.0f ? static_cast<uint128>(static_cast<uint64_t>(ej))
-                                            : static_cast<uint128>(ej);
-      }
-      const float sum_f = static_cast<float>(sum);
       float* p = probs + r * cols;
       uint8_t* code_row = codes ? codes + r * cols : nullptr;
-      for (int64_t j = 0; j < cols; ++j) {
-        const uint8_t code = sum == 0 ? kLisZeroCode : quant_detail::lis_code(round_even(sum_f / e[j]));
-        p[j] = code == kLisZeroCode ? 0.0f : pow2(-static_cast<int>(code));  // code <= 15
-        if (code_row) code_row[j] = code;
-      }
+      if (avx2 && quant_detail::lis_row_avx2(x, p, code_row, cols, k, e.data())) continue;
+      lis_row(x, p, code_row, cols, k, e.data(), r);
     }
   });
 }

@@ -1,5 +1,7 @@
 // qvit bench: times the model forward pass (no image decoding) and prints median latency and
-// throughput. Used by bench/compare_pytorch.py for side-by-side tables.
+// throughput. Used by bench/compare_pytorch.py for side-by-side tables. With --qparams the
+// FQ-ViT simulation is timed alternately with the FP32 model in the same process, and the median
+// of the paired per-run ratios is printed (the machine is shared: only paired ratios mean much).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -16,12 +18,61 @@ namespace qvit::cli {
 namespace {
 
 struct BenchArgs {
-  std::string model, weights = "random:0", json;
+  std::string model, weights = "random:0", json, qparams;
   int batch = 1, threads = 0, iters = 20, warmup = 3;
   double min_seconds = 0;
 };
 
+double median_of(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// FP32 vs simulated quantization, alternating runs of two models on the same input.
+int run_bench_sim(const BenchArgs& a) {
+  auto fp = load_model(a.model, a.weights);
+  auto sim = load_model(a.model, a.weights);
+  const ModelConfig& cfg = fp->config();
+  auto session = std::make_unique<QuantSession>(QuantSession::load(a.qparams, cfg.name));
+  sim->set_quant(session.get());
+  Tensor x = synthetic_input({a.batch, cfg.in_chans, cfg.img_size, cfg.img_size}, 1);
+  for (int i = 0; i < a.warmup; ++i) {
+    fp->forward(x);
+    sim->forward(x);
+  }
+  std::vector<double> fp_ms, sim_ms, ratio;
+  const auto start = std::chrono::steady_clock::now();
+  auto time_one = [&](Model& m) {
+    const auto t0 = std::chrono::steady_clock::now();
+    m.forward(x);
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  };
+  for (int i = 0;; ++i) {
+    fp_ms.push_back(time_one(*fp));
+    sim_ms.push_back(time_one(*sim));
+    ratio.push_back(fp_ms.back() / sim_ms.back());  // simulated images/s over FP32 images/s
+    const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (i + 1 >= a.iters && total >= a.min_seconds) break;
+  }
+  const double fp_med = median_of(fp_ms), sim_med = median_of(sim_ms), r = median_of(ratio);
+  std::printf("%s batch %d threads %d: fp32 median %.2f ms/batch (%.1f images/s); simulated %s "
+              "median %.2f ms/batch (%.1f images/s); paired speed ratio sim/fp32 %.3f over %zu pairs\n",
+              cfg.name.c_str(), a.batch, num_threads(), fp_med, a.batch * 1000.0 / fp_med,
+              session->config().label().c_str(), sim_med, a.batch * 1000.0 / sim_med, r, ratio.size());
+  if (!a.json.empty()) {
+    nlohmann::json j = {{"model", cfg.name},       {"batch", a.batch},
+                        {"threads", num_threads()}, {"quant", session->config().label()},
+                        {"fp32_median_ms", fp_med}, {"sim_median_ms", sim_med},
+                        {"paired_ratio", r},        {"fp32_runs_ms", fp_ms},
+                        {"sim_runs_ms", sim_ms}};
+    write_file_atomic(a.json, j.dump(1) + "\n");
+  }
+  return 0;
+}
+
 int run_bench(const BenchArgs& a) {
+  set_num_threads(a.threads);
+  if (!a.qparams.empty()) return run_bench_sim(a);
   set_num_threads(a.threads);
   auto model = load_model(a.model, a.weights);
   const ModelConfig& cfg = model->config();
@@ -69,6 +120,8 @@ Command add_bench_command(CLI::App& app) {
   sub->add_option("--min-seconds", args->min_seconds, "Keep running at least this long")
       ->capture_default_str();
   sub->add_option("--json", args->json, "Write the timings to this JSON file");
+  sub->add_option("--qparams", args->qparams,
+                  "Also time the FQ-ViT simulation with these parameters, alternating with FP32");
   return {sub, [args] { return run_bench(*args); }};
 }
 
