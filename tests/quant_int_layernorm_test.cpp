@@ -3,11 +3,15 @@
 // literal float32 version and the float LayerNorm are from it).
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
+#include <cstdint>
+#include <random>
 #include <vector>
 
 #include "golden.h"
 #include "qvit/error.h"
+#include "qvit/kernels.h"
 #include "qvit/quant.h"
 
 namespace qvit {
@@ -75,15 +79,73 @@ TEST(QuantIntLayerNorm, Golden) {
   in.alpha = m["alpha"].get<std::vector<int32_t>>();
   const std::vector<float> x = g.array("ln.x"), gamma = g.array("ln.gamma"), beta = g.array("ln.beta");
   const float s_out = m["s_out"].get<float>();
-  std::vector<float> y(x.size());
-  int_layernorm_ptf(x.data(), y.data(), 40, 64, in, gamma.data(), beta.data(), s_out);
-  EXPECT_EQ(y, g.array("ln.y"));
+  const KernelPath saved = kernel_path();
+  for (KernelPath path : {KernelPath::ref, KernelPath::avx2}) {
+    if (path == KernelPath::avx2 && !__builtin_cpu_supports("avx2")) continue;
+    set_kernel_path(path);
+    std::vector<float> y(x.size());
+    int_layernorm_ptf(x.data(), y.data(), 40, 64, in, gamma.data(), beta.data(), s_out);
+    EXPECT_EQ(y, g.array("ln.y")) << kernel_path_name(path);
+  }
+  set_kernel_path(saved);
   // What the fixture measured: FQ-ViT's float32 sums give NaN on the two constant tokens and
   // the same codes elsewhere; the float LayerNorm is within one output step (except on
   // near-constant tokens, where |A| saturates the 8-bit M).
   EXPECT_EQ(m["literal_nan_rows"].get<std::vector<int>>(), (std::vector<int>{5, 17}));
   EXPECT_EQ(m["literal_max_code_diff"].get<float>(), 0.0f);
   EXPECT_LE(m["float_ln_max_code_diff"].get<float>(), 1.0f);
+}
+
+// The AVX2 token (double code sums, lane fix-ups) against the scalar token: bit-identical outputs
+// (sign of zero included) over random PTF inputs with C = 1..200 (tails), gammas that put |A_c|
+// exactly on powers of two (the libm fallback lanes), constant tokens, codes beyond the
+// double-exact bound (handed to the scalar row), and in-place use.
+TEST(QuantIntLayerNorm, Avx2RowMatchesScalarRow) {
+  if (!__builtin_cpu_supports("avx2")) GTEST_SKIP() << "no AVX2";
+  const KernelPath saved = kernel_path();
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> unit(-1.0f, 1.0f);
+  for (int64_t C : {1, 5, 8, 13, 64, 192, 200}) {
+    const int64_t rows = 9;
+    std::vector<float> s_in(C);
+    for (auto& s : s_in) s = 0.01f * std::ldexp(1.0f, static_cast<int>(rng() % 4));
+    QuantParams in = ptf_params(s_in, 0.0f);
+    std::vector<float> gamma(C), beta(C);
+    for (int64_t c = 0; c < C; ++c) {
+      gamma[c] = c % 5 == 0 ? std::ldexp(1.0f, static_cast<int>(rng() % 5) - 2) : 1.0f + unit(rng);
+      beta[c] = c % 7 == 0 ? 0.0f : 0.3f * unit(rng);
+      if (c % 11 == 3) gamma[c] = 0.0f;  // A_c = 0: the libm lane
+    }
+    std::vector<float> x(rows * C);
+    std::uniform_int_distribution<int> code(-128, 127);
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < C; ++c) x[r * C + c] = static_cast<float>(code(rng)) * s_in[c];
+    for (int64_t c = 0; c < C; ++c) x[2 * C + c] = 0.0f;                 // constant token
+    x[3 * C] = 4e5f * s_in[0];                                           // code beyond 2^19
+    for (int64_t c = 0; c < C; ++c) x[4 * C + c] = c % 2 ? -0.0f : 3.0f * s_in[c];
+    for (float s_out : {0.02f, 0.1f, 0.0371f}) {
+      std::vector<float> y_ref(x.size()), y_avx(x.size()), y_inplace = x;
+      set_kernel_path(KernelPath::ref);
+      int_layernorm_ptf(x.data(), y_ref.data(), rows, C, in, gamma.data(), beta.data(), s_out);
+      set_kernel_path(KernelPath::avx2);
+      int_layernorm_ptf(x.data(), y_avx.data(), rows, C, in, gamma.data(), beta.data(), s_out);
+      int_layernorm_ptf(y_inplace.data(), y_inplace.data(), rows, C, in, gamma.data(), beta.data(), s_out);
+      for (size_t i = 0; i < x.size(); ++i) {
+        ASSERT_EQ(std::bit_cast<uint32_t>(y_ref[i]), std::bit_cast<uint32_t>(y_avx[i]))
+            << "C " << C << " s_out " << s_out << " i " << i << ": " << y_ref[i] << " vs " << y_avx[i];
+        ASSERT_EQ(std::bit_cast<uint32_t>(y_ref[i]), std::bit_cast<uint32_t>(y_inplace[i])) << i;
+      }
+    }
+  }
+  // Invalid codes are an error on both paths.
+  std::vector<float> bad = {NAN, 0, 0, 0, 0, 0, 0, 0, 0};
+  std::vector<float> y(bad.size()), g(bad.size(), 1.0f), b(bad.size(), 0.0f);
+  for (KernelPath path : {KernelPath::ref, KernelPath::avx2}) {
+    set_kernel_path(path);
+    EXPECT_THROW(int_layernorm_ptf(bad.data(), y.data(), 1, 9, ptf_params({0.1f}, 0.0f), g.data(), b.data(), 0.1f),
+                 Error);
+  }
+  set_kernel_path(saved);
 }
 
 }  // namespace

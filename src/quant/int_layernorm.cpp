@@ -19,8 +19,10 @@
 #include <cstdint>
 
 #include "qvit/error.h"
+#include "qvit/kernels.h"
 #include "qvit/parallel.h"
 #include "qvit/quant.h"
+#include "quant/int_layernorm_impl.h"
 
 namespace qvit {
 
@@ -60,6 +62,78 @@ inline bool fast_floor_log2(float a, int* e) {
 
 }  // namespace
 
+namespace quant_detail {
+
+bool int_ln_token(int64_t s1, __int128 s2, const IntLnRow& k, float* a_base, float* mean_over_std) {
+  const int128 D = static_cast<int128>(k.C) * s2 - static_cast<int128>(s1) * s1;
+  if (D == 0) return false;
+  const float c_f = static_cast<float>(k.C);
+  const float mean = (static_cast<float>(s1) / c_f) * k.s_min;
+  const float stdev = (k.s_min / c_f) * std::sqrt(static_cast<float>(D));
+  *a_base = k.s_min / stdev;
+  *mean_over_std = mean / stdev;
+  return true;
+}
+
+void int_ln_constant_token(float* yr, const IntLnRow& k) {
+  for (int64_t c = 0; c < k.C; ++c) yr[c] = std::nearbyint(k.beta[c] / k.s_out) * k.s_out;
+}
+
+float int_ln_channel(int64_t c, float xq, float a_base, float mean_over_std, const IntLnRow& k) {
+  const float gamma = k.gamma[c], beta = k.beta[c], s_out = k.s_out;
+  const float a = (a_base * gamma) / s_out;
+  const float a_abs = std::fabs(a);
+  const float sign = a > 0.0f ? 1.0f : (a < 0.0f ? -1.0f : 0.0f);
+  float pow_n, m;
+  int e;
+  if (fast_floor_log2(a_abs, &e)) {
+    // n = clamp(7 - e, 0, 31) as in the float expression below (all values exact).
+    const int n = std::clamp(kMantissaBits - 1 - e, 0, 31);
+    pow_n = pow2(n);
+    // v = |A| 2^n is exact, finite and >= 0; floor(v) = truncation for 0 <= v < 256.
+    const float v = a_abs * pow_n;
+    m = v < 256.0f ? static_cast<float>(static_cast<int>(v)) : 255.0f;
+  } else {
+    // |A| = 0: log2 = -inf -> N = 31, M = 0.
+    const float n_shift =
+        std::clamp(static_cast<float>(kMantissaBits - 1) - std::floor(std::log2(a_abs)), 0.0f, 31.0f);
+    pow_n = std::ldexp(1.0f, static_cast<int>(n_shift));
+    m = std::clamp(std::floor(a_abs * pow_n), 0.0f, 255.0f);
+  }
+  const float b = round_even(((beta - mean_over_std * gamma) / s_out) * pow_n);
+  const float code = round_even((sign * m * xq + b) / pow_n);
+  return code * s_out;
+}
+
+}  // namespace quant_detail
+
+namespace {
+
+// One token (row), scalar: the reference arithmetic (see the top of the file).
+void int_ln_row(const float* xr, float* yr, int64_t r, const quant_detail::IntLnRow& k, float* xq) {
+  int64_t s1 = 0;
+  int128 s2 = 0;
+  for (int64_t c = 0; c < k.C; ++c) {
+    const float q = round_even(xr[c] / k.s_in[c]) * k.shift[c];
+    if (!(std::fabs(q) <= kMaxCode)) {
+      fail("quant", "int_layernorm_ptf: row {} channel {}: value {} is not a PTF-quantized code "
+           "(|x / s| > 2^24 or not finite)", r, c, xr[c]);
+    }
+    xq[c] = q;
+    const int64_t qi = static_cast<int64_t>(q);
+    s1 += qi;
+    s2 += static_cast<int128>(qi) * qi;
+  }
+  float a_base, mean_over_std;
+  if (!quant_detail::int_ln_token(s1, s2, k, &a_base, &mean_over_std)) {
+    quant_detail::int_ln_constant_token(yr, k);
+    return;
+  }
+  for (int64_t c = 0; c < k.C; ++c) yr[c] = quant_detail::int_ln_channel(c, xq[c], a_base, mean_over_std, k);
+}
+
+}  // namespace
+
 void int_layernorm_ptf(const float* x, float* y, int64_t rows, int64_t C, const QuantParams& in,
                        const float* gamma, const float* beta, float s_out) {
   if (rows < 0 || C <= 0) fail("quant", "int_layernorm_ptf: bad shape rows={} C={}", rows, C);
@@ -75,59 +149,15 @@ void int_layernorm_ptf(const float* x, float* y, int64_t rows, int64_t C, const 
   const float s_min = *std::min_element(s_in.begin(), s_in.end());
   if (!(s_min > 0.0f)) fail("quant", "int_layernorm_ptf: input scales must be > 0");
   for (int64_t c = 0; c < C; ++c) shift[c] = std::nearbyint(s_in[c] / s_min);
-  const float c_f = static_cast<float>(C);
 
+  const quant_detail::IntLnRow k{C, s_in.data(), shift.data(), gamma, beta, s_min, s_out};
+  const bool avx2 = kernel_path() == KernelPath::avx2;
   parallel_for(rows, std::max<int64_t>(1, 8192 / C), [&](int64_t r0, int64_t r1) {
     std::vector<float> xq(static_cast<size_t>(C));
     for (int64_t r = r0; r < r1; ++r) {
-      const float* xr = x + r * C;
-      float* yr = y + r * C;  // may alias xr: all of xr is read into xq first
-      int64_t s1 = 0;
-      int128 s2 = 0;
-      for (int64_t c = 0; c < C; ++c) {
-        const float q = round_even(xr[c] / s_in[c]) * shift[c];
-        if (!(std::fabs(q) <= kMaxCode)) {
-          fail("quant", "int_layernorm_ptf: row {} channel {}: value {} is not a PTF-quantized code "
-               "(|x / s| > 2^24 or not finite)", r, c, xr[c]);
-        }
-        xq[c] = q;
-        const int64_t qi = static_cast<int64_t>(q);
-        s1 += qi;
-        s2 += static_cast<int128>(qi) * qi;
-      }
-      const int128 D = static_cast<int128>(C) * s2 - static_cast<int128>(s1) * s1;
-      if (D == 0) {
-        for (int64_t c = 0; c < C; ++c) yr[c] = std::nearbyint(beta[c] / s_out) * s_out;
-        continue;
-      }
-      const float mean = (static_cast<float>(s1) / c_f) * s_min;
-      const float stdev = (s_min / c_f) * std::sqrt(static_cast<float>(D));
-      const float a_base = s_min / stdev;
-      const float mean_over_std = mean / stdev;
-      for (int64_t c = 0; c < C; ++c) {
-        const float a = (a_base * gamma[c]) / s_out;
-        const float a_abs = std::fabs(a);
-        const float sign = a > 0.0f ? 1.0f : (a < 0.0f ? -1.0f : 0.0f);
-        float pow_n, m;
-        int e;
-        if (fast_floor_log2(a_abs, &e)) {
-          // n = clamp(7 - e, 0, 31) as in the float expression below (all values exact).
-          const int n = std::clamp(kMantissaBits - 1 - e, 0, 31);
-          pow_n = pow2(n);
-          // v = |A| 2^n is exact, finite and >= 0; floor(v) = truncation for 0 <= v < 256.
-          const float v = a_abs * pow_n;
-          m = v < 256.0f ? static_cast<float>(static_cast<int>(v)) : 255.0f;
-        } else {
-          // |A| = 0: log2 = -inf -> N = 31, M = 0.
-          const float n_shift =
-              std::clamp(static_cast<float>(kMantissaBits - 1) - std::floor(std::log2(a_abs)), 0.0f, 31.0f);
-          pow_n = std::ldexp(1.0f, static_cast<int>(n_shift));
-          m = std::clamp(std::floor(a_abs * pow_n), 0.0f, 255.0f);
-        }
-        const float b = round_even(((beta[c] - mean_over_std * gamma[c]) / s_out) * pow_n);
-        const float code = round_even((sign * m * xq[c] + b) / pow_n);
-        yr[c] = code * s_out;
-      }
+      // y may alias x: each row is read completely (into xq) before it is written.
+      if (avx2 && quant_detail::int_ln_row_avx2(x + r * C, y + r * C, k, xq.data())) continue;
+      int_ln_row(x + r * C, y + r * C, r, k, xq.data());
     }
   });
 }
