@@ -62,7 +62,7 @@ TEST(QvitInspect, TextTableAndErrors) {
   EXPECT_NE(out.find(path + ": qvit format version 1, "), std::string::npos) << out;
   EXPECT_NE(out.find("9 sections (checksums verified)"), std::string::npos) << out;
   EXPECT_NE(out.find("\"[100 values: 0.0, 0.5, 1.0, ..., 49.5]\""), std::string::npos) << out;
-  const QvitSection& w4 = QvitFile::open(path).section("w4");
+  const QvitSection w4 = QvitFile::open(path).section("w4");  // a copy: the file is closed
   EXPECT_NE(out.find(fmt::format("w4            I8       4  [3,5]                {:12}            8  {:08x}",
                                  w4.offset, w4.crc32)),
             std::string::npos)

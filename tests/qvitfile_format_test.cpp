@@ -242,9 +242,10 @@ TEST(QvitFormat, WriterRejectsBadInput) {
                "[qvit] '__metadata__' cannot be used as a tensor name");
   expect_error([&] { w.add("x\n", i8); }, "[qvit] tensor name 'x\\x0a' contains control characters");
   expect_error([&] { w.add("f", Tensor({2}), 4); },
-               "[qvit] tensor 'f': bits 4 with dtype F32 (only 0, or 4 for I8, is supported)");
-  expect_error([&] { w.add("u", Tensor({2}, DType::u8), 8); },
-               "[qvit] tensor 'u': bits 8 with dtype U8 (only 0, or 4 for I8, is supported)");
+               "[qvit] tensor 'f': bits 4 with dtype F32 (0 or 32 stores it as is, 4 packs I8)");
+  expect_error([&] { w.add("u", Tensor({2}, DType::u8), 4); },
+               "[qvit] tensor 'u': bits 4 with dtype U8 (0 or 8 stores it as is, 4 packs I8)");
+  w.add("i8_natural", i8, 8);  // the natural width is the same as 0
   expect_error([&] { w.add("t", Tensor()); }, "[qvit] tensor 't' is uninitialised");
   expect_error([&] { w.set_meta(json::array()); }, "[qvit] metadata must be a JSON object, got array");
   EXPECT_TRUE(w.has("a"));

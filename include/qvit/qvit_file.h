@@ -55,7 +55,8 @@ class QvitFile {
   // Tensor sections in file order (the metadata section is not included).
   std::vector<std::string> names() const;
   bool has(const std::string& name) const;
-  // Table entry and in-place bytes; throws "[qvit] FILE: no tensor 'name'" when absent.
+  // Table entry and in-place bytes; throws "[qvit] FILE: no tensor 'name'" when absent. The
+  // reference and `data` are valid while this QvitFile (or a copy of it) lives.
   const QvitSection& section(const std::string& name) const;
   // A copy as a Tensor; packed int4 is unpacked to int8 with the logical shape.
   Tensor tensor(const std::string& name) const;
@@ -82,8 +83,8 @@ QvitFile parse_qvit_view(std::shared_ptr<const void> owner, const uint8_t* data,
 class QvitWriter {
  public:
   void set_meta(nlohmann::json meta);  // must be an object
-  // bits 0: stored as is (f32, i8, u8, i32, i64). bits 4: `t` must be i8 with values in [-8, 7],
-  // stored packed two per byte. Throws for an empty or duplicate name or a bad bits/dtype pair.
+  // bits 0 (or 8 x element size): stored as is (f32, i8, u8, i32, i64). bits 4: `t` must be i8
+  // with values in [-8, 7], stored packed two per byte. Throws for an empty or duplicate name or a bad bits/dtype pair.
   // The tensor's buffer is shared, not copied: do not modify it before save().
   void add(const std::string& name, const Tensor& t, int bits = 0);
   bool has(const std::string& name) const;

@@ -10,6 +10,7 @@
 #include "io/file_util.h"
 #include "io/qvit_format.h"
 #include "qvit/error.h"
+#include "qvit/parallel.h"
 #include "qvit/qvit_file.h"
 
 namespace qvit {
@@ -208,8 +209,16 @@ QvitFile parse_qvit_view(std::shared_ptr<const void> owner, const uint8_t* data,
     fail("qvit", "{}: padding at the end of the file is not zero", path);
 
   if (options.verify_checksums) {
-    for (const QvitSection& s : st->sections) {
-      const uint32_t crc = crc32_update(0, s.data, s.nbytes);
+    // Sections in parallel (CRC32 runs at ~1.4 GB/s on one core here); the first mismatch in
+    // table order is reported.
+    std::vector<uint32_t> crcs(st->sections.size());
+    parallel_for(static_cast<int64_t>(crcs.size()), 1, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i)
+        crcs[i] = crc32_update(0, st->sections[i].data, st->sections[i].nbytes);
+    });
+    for (size_t i = 0; i < crcs.size(); ++i) {
+      const QvitSection& s = st->sections[i];
+      const uint32_t crc = crcs[i];
       if (crc != s.crc32)
         fail("qvit", "{}: checksum mismatch in section '{}' (stored {}, computed {})", path,
              io::printable(s.name), hex32(s.crc32), hex32(crc));

@@ -56,9 +56,12 @@ uint32_t crc32_update(uint32_t crc, const void* data, size_t n) {
 }  // namespace qvitfmt
 
 void pack_int4(const int8_t* values, int64_t n, uint8_t* packed) {
-  for (int64_t i = 0; i < n; ++i) {
-    if (values[i] < -8 || values[i] > 7)
-      fail("qvit", "pack_int4: value {} at index {} is outside [-8, 7]", values[i], i);
+  bool in_range = true;  // checked without an early exit so that the loop vectorizes
+  for (int64_t i = 0; i < n; ++i) in_range &= values[i] >= -8 && values[i] <= 7;
+  if (!in_range) {
+    for (int64_t i = 0; i < n; ++i)
+      if (values[i] < -8 || values[i] > 7)
+        fail("qvit", "pack_int4: value {} at index {} is outside [-8, 7]", values[i], i);
   }
   for (int64_t i = 0; i < n / 2; ++i) {
     packed[i] = static_cast<uint8_t>((values[2 * i] & 0x0f) | ((values[2 * i + 1] & 0x0f) << 4));
@@ -68,10 +71,11 @@ void pack_int4(const int8_t* values, int64_t n, uint8_t* packed) {
 
 void unpack_int4(const uint8_t* packed, int64_t n, int8_t* values) {
   // Sign-extend a nibble: (x ^ 8) - 8 maps 0..7 -> 0..7 and 8..15 -> -8..-1.
-  for (int64_t i = 0; i < n; ++i) {
-    const int nibble = (packed[i / 2] >> (4 * (i % 2))) & 0x0f;
-    values[i] = static_cast<int8_t>((nibble ^ 8) - 8);
+  for (int64_t i = 0; i < n / 2; ++i) {
+    values[2 * i] = static_cast<int8_t>(((packed[i] & 0x0f) ^ 8) - 8);
+    values[2 * i + 1] = static_cast<int8_t>((packed[i] >> 4 ^ 8) - 8);
   }
+  if (n % 2) values[n - 1] = static_cast<int8_t>(((packed[n / 2] & 0x0f) ^ 8) - 8);
 }
 
 namespace {
@@ -200,9 +204,11 @@ void QvitWriter::add(const std::string& name, const Tensor& t, int bits) {
     fail("qvit", "tensor '{}' has {} dimensions (limit {})", shown, t.ndim(), kMaxDims);
   if (t.numel() != shape_numel(t.shape()) || (t.numel() > 0 && !t.raw()))
     fail("qvit", "tensor '{}' is uninitialised", shown);
+  const int natural = static_cast<int>(8 * dtype_size(t.dtype()));
+  if (bits == natural) bits = 0;
   if (bits != 0 && !(bits == 4 && t.dtype() == DType::i8))
-    fail("qvit", "tensor '{}': bits {} with dtype {} (only 0, or 4 for I8, is supported)", shown,
-         bits, dtype_name(t.dtype()));
+    fail("qvit", "tensor '{}': bits {} with dtype {} (0 or {} stores it as is, 4 packs I8)", shown,
+         bits, dtype_name(t.dtype()), natural);
   index_.emplace(name, items_.size());
   items_.push_back({name, t, bits});
 }
