@@ -82,6 +82,18 @@ TEST(QvitInspect, TextTableAndErrors) {
   fs::remove_all(dir);
 }
 
+TEST(QvitInspect, NameThatIsNotUtf8) {
+  std::string dir = test::temp_dir();
+  QvitWriter w;
+  w.add("bad\xff", Tensor({1}));
+  w.save(dir + "/m.qvit");
+  EXPECT_EQ(QvitFile::open(dir + "/m.qvit").names(), std::vector<std::string>{"bad\xff"});
+  std::string out;
+  ASSERT_EQ(test::run_cli("inspect --json " + dir + "/m.qvit", &out), 0) << out;
+  EXPECT_EQ(json::parse(out)["sections"][1]["name"], "bad\xef\xbf\xbd");  // U+FFFD
+  fs::remove_all(dir);
+}
+
 TEST(QvitInspect, ListsSafetensors) {
   const std::string path = test::fixture("io/dtypes.safetensors");
   std::string out;

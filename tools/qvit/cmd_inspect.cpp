@@ -26,6 +26,11 @@ bool is_qvit(const std::string& path) {
   return f.read(magic, 4) && std::memcmp(magic, "QVIT", 4) == 0;
 }
 
+// Indented JSON; names that are not valid UTF-8 (allowed in a .qvit table) are shown with U+FFFD.
+std::string pretty(const json& v) {
+  return v.dump(2, ' ', false, json::error_handler_t::replace);
+}
+
 // Long arrays shortened for the terminal: "[576 values: 0.01, 0.02, 0.03, ..., 0.04]".
 json summarize(const json& v) {
   if (v.is_object()) {
@@ -67,7 +72,7 @@ void print_qvit(const QvitFile& f, bool verified) {
   std::printf("%s: qvit format version %u, %llu bytes, %zu sections (checksums %s)\n",
               f.path().c_str(), f.version(), static_cast<unsigned long long>(f.file_size()),
               f.sections().size(), verified ? "verified" : "not verified");
-  std::printf("metadata:\n%s\n", summarize(f.meta()).dump(2).c_str());
+  std::printf("metadata:\n%s\n", pretty(summarize(f.meta())).c_str());
   size_t width = 4;
   for (const QvitSection& s : f.sections()) width = std::max(width, s.name.size());
   std::printf("%-*s  %-5s %4s  %-20s %12s %12s  %s\n", static_cast<int>(width), "name", "dtype",
@@ -98,7 +103,7 @@ void print_weights(const WeightFile& w) {
   }
   std::printf("%s: %s, %zu tensors, %zu values (dtypes as loaded: floating types become F32)\n",
               w.path.c_str(), w.format.c_str(), w.tensors.size(), total);
-  if (!w.metadata.empty()) std::printf("metadata:\n%s\n", summarize(w.metadata).dump(2).c_str());
+  if (!w.metadata.empty()) std::printf("metadata:\n%s\n", pretty(summarize(w.metadata)).c_str());
   std::printf("%-*s  %-5s  %s\n", static_cast<int>(width), "name", "dtype", "shape");
   for (const auto& [name, t] : w.tensors)
     std::printf("%-*s  %-5s  %s\n", static_cast<int>(width), name.c_str(), dtype_name(t.dtype()),
@@ -109,7 +114,7 @@ int run_inspect(const InspectArgs& a) {
   if (is_qvit(a.path)) {
     const QvitFile f = QvitFile::open(a.path, {.verify_checksums = !a.no_verify});
     if (a.json_out) {
-      std::printf("%s\n", qvit_json(f, !a.no_verify).dump(2).c_str());
+      std::printf("%s\n", pretty(qvit_json(f, !a.no_verify)).c_str());
     } else {
       print_qvit(f, !a.no_verify);
     }
@@ -117,7 +122,7 @@ int run_inspect(const InspectArgs& a) {
   }
   const WeightFile w = load_weights(a.path);
   if (a.json_out) {
-    std::printf("%s\n", weights_json(w).dump(2).c_str());
+    std::printf("%s\n", pretty(weights_json(w)).c_str());
   } else {
     print_weights(w);
   }
