@@ -217,6 +217,14 @@ TEST(QvitFormat, MmapReadingInPlace) {
   for (const auto& [name, t] : expected) EXPECT_TRUE(same_bits(copy.tensor(name), t)) << name;
   const QvitSection& w8 = copy.section("w8");
   EXPECT_EQ(static_cast<const int8_t*>(w8.data)[14], 14 * 17 - 128);
+  // Bytes at an odd address are copied to aligned memory: sections stay 64-byte aligned.
+  const auto bytes = test::sample_writer().to_bytes();
+  auto shifted = std::make_shared<std::vector<uint8_t>>(bytes.size() + 1);
+  std::memcpy(shifted->data() + 1, bytes.data(), bytes.size());
+  QvitFile odd = parse_qvit_view(shifted, shifted->data() + 1, bytes.size(), "odd");
+  for (const QvitSection& s : odd.sections())
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(s.data) % 64, 0u) << s.name;
+  for (const auto& [name, t] : expected) EXPECT_TRUE(same_bits(odd.tensor(name), t)) << name;
   // Skipping checksums reads the same thing.
   test::sample_writer().save(path);
   QvitFile fast = QvitFile::open(path, {.verify_checksums = false});

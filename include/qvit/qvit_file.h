@@ -32,7 +32,8 @@ struct QvitSection {
   uint64_t offset = 0;       // from the start of the file, a multiple of 64
   uint64_t nbytes = 0;       // stored bytes (packed for int4: (numel + 1) / 2)
   uint32_t crc32 = 0;        // CRC-32 (zlib/ISO-HDLC) of the stored bytes
-  const void* data = nullptr;  // the stored bytes, valid while the QvitFile (or a copy) lives
+  const void* data = nullptr;  // the stored bytes, 64-byte aligned in memory, valid while the
+                               // QvitFile (or a copy) lives
 };
 using QvitTensor = QvitSection;
 
@@ -74,7 +75,8 @@ class QvitFile {
 // The same validation on bytes in memory (for fuzzing and tests); `label` names them in messages.
 QvitFile parse_qvit(std::shared_ptr<const std::vector<uint8_t>> bytes, const std::string& label,
                     const QvitReadOptions& options = {});
-// Lower level: `data`/`size` stay valid while `owner` lives.
+// Lower level: `data`/`size` stay valid while `owner` lives (bytes that are not 64-byte aligned
+// are copied once, so that sections are).
 QvitFile parse_qvit_view(std::shared_ptr<const void> owner, const uint8_t* data, size_t size,
                          const std::string& label, const QvitReadOptions& options = {});
 

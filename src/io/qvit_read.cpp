@@ -4,6 +4,7 @@
 // alignment), duplicates, overlaps, zero padding, section CRCs, metadata JSON. Every read is
 // bounds-checked first, so arbitrary bytes give an Error, never a crash.
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <unordered_map>
 
@@ -65,6 +66,16 @@ bool all_zero(const uint8_t* p, size_t n) {
 
 QvitFile parse_qvit_view(std::shared_ptr<const void> owner, const uint8_t* data, size_t size,
                          const std::string& path, const QvitReadOptions& options) {
+  // Sections are 64-byte aligned in the file; keep them aligned in memory (an mmap is, a buffer
+  // from a vector or a pipe may not be) so that every section's data is.
+  if (reinterpret_cast<uintptr_t>(data) % kAlign != 0) {
+    void* p = std::aligned_alloc(kAlign, align_up(std::max<size_t>(size, 1)));
+    if (!p) fail("qvit", "{}: out of memory copying {} bytes", path, size);
+    std::shared_ptr<uint8_t> copy(static_cast<uint8_t*>(p), [](uint8_t* q) { std::free(q); });
+    if (size) std::memcpy(copy.get(), data, size);
+    data = copy.get();
+    owner = std::move(copy);
+  }
   if (size < kHeaderBytes)
     fail("qvit", "{}: truncated: {} bytes, shorter than the {}-byte header", path, size,
          kHeaderBytes);
