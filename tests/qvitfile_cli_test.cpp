@@ -55,13 +55,21 @@ TEST(QvitInspect, TextTableAndErrors) {
   QvitWriter w = test::sample_writer();
   std::vector<double> scales(100);
   for (size_t i = 0; i < scales.size(); ++i) scales[i] = 0.5 * static_cast<double>(i);
-  w.set_meta({{"model", "toy"}, {"scales", scales}});
+  json points = json::array();
+  for (int i = 0; i < 20; ++i) points.push_back({{"name", "p" + std::to_string(i)}, {"scale", scales}});
+  w.set_meta({{"model", "toy"}, {"scales", scales}, {"points", points}});
   w.save(path);
   std::string out;
   ASSERT_EQ(test::run_cli("inspect " + path, &out), 0) << out;
   EXPECT_NE(out.find(path + ": qvit format version 1, "), std::string::npos) << out;
   EXPECT_NE(out.find("9 sections (checksums verified)"), std::string::npos) << out;
-  EXPECT_NE(out.find("\"[100 values: 0.0, 0.5, 1.0, ..., 49.5]\""), std::string::npos) << out;
+  EXPECT_NE(out.find("\"scales\": \"[100 values: 0.0, 0.5, 1.0, ..., 49.5]\""), std::string::npos)
+      << out;
+  // 20 objects: the first three, a marker and the last, each shortened.
+  EXPECT_NE(out.find("\"name\": \"p2\",\n      \"scale\": \"[100 values: 0.0, 0.5, 1.0, ..., 49.5]\"\n"
+                     "    },\n    \"... 16 more ...\",\n    {\n      \"name\": \"p19\""),
+            std::string::npos)
+      << out;
   const QvitSection w4 = QvitFile::open(path).section("w4");  // a copy: the file is closed
   EXPECT_NE(out.find(fmt::format("w4            I8       4  [3,5]                {:12}            8  {:08x}",
                                  w4.offset, w4.crc32)),

@@ -1,6 +1,7 @@
 // qvit inspect: what a model file holds. For .qvit: version, metadata and the section table (every
 // checksum verified unless --no-verify); for .safetensors / .pth: the tensors as loaded. --json
 // prints the same as one JSON document (with the full metadata).
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -31,24 +32,30 @@ std::string pretty(const json& v) {
   return v.dump(2, ' ', false, json::error_handler_t::replace);
 }
 
-// Long arrays shortened for the terminal: "[576 values: 0.01, 0.02, 0.03, ..., 0.04]".
+// Long arrays shortened for the terminal: numbers and strings as "[576 values: 0.01, 0.02, 0.03,
+// ..., 0.04]", objects and arrays as the first three, "... N more ...", the last (each shortened).
 json summarize(const json& v) {
   if (v.is_object()) {
     json out = json::object();
     for (const auto& [k, x] : v.items()) out[k] = summarize(x);
     return out;
   }
-  if (v.is_array()) {
-    if (v.size() <= 8) {
-      json out = json::array();
-      for (const auto& x : v) out.push_back(summarize(x));
-      return out;
-    }
+  if (!v.is_array()) return v;
+  json out = json::array();
+  if (v.size() <= 8) {
+    for (const auto& x : v) out.push_back(summarize(x));
+    return out;
+  }
+  const bool scalars = std::none_of(v.begin(), v.end(), [](const json& x) { return x.is_structured(); });
+  if (scalars) {
     std::string s = "[" + std::to_string(v.size()) + " values: ";
     for (size_t i = 0; i < 3; ++i) s += v[i].dump() + ", ";
     return s + "..., " + v.back().dump() + "]";
   }
-  return v;
+  for (size_t i = 0; i < 3; ++i) out.push_back(summarize(v[i]));
+  out.push_back("... " + std::to_string(v.size() - 4) + " more ...");
+  out.push_back(summarize(v.back()));
+  return out;
 }
 
 json qvit_json(const QvitFile& f, bool verified) {
