@@ -4,7 +4,8 @@
 // i64, or i8 values in [-8, 7] packed two per byte), each with a CRC32 and 64-byte aligned so a
 // loader can use them in place from the memory-mapped file. Byte layout: docs/qvit-format.md.
 // Every byte of a valid file is covered by a checksum or must be zero padding, so any change to a
-// file is detected on open. Errors are qvit::Error "[qvit] FILE: ..." naming the section.
+// file is detected on open (with checksum verification, the default). Errors are qvit::Error
+// "[qvit] FILE: ..." naming the section.
 #pragma once
 
 #include <cstddef>
