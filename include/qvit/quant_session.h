@@ -7,6 +7,7 @@
 // Parameters are saved to / loaded from a versioned JSON file (ncnn's table idea).
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -64,6 +65,10 @@ class QuantSession {
   // Calibrated parameters of a point (simulate mode; throws "[quant] no parameters for 'x'").
   const QuantParams& params(const std::string& name) const;
   bool has(const std::string& name) const { return points_.count(name) != 0; }
+  // Simulate mode: called with every point's fake-quantized values (tests compare them with the
+  // integer engine's stages).
+  using PointHook = std::function<void(const std::string& name, const float* x, int64_t rows, int64_t C)>;
+  void set_point_hook(PointHook h) { hook_ = std::move(h); }
   // Fixes every point's parameters from its observer (end of calibration).
   void finalize();
   size_t size() const { return points_.size(); }
@@ -92,6 +97,7 @@ class QuantSession {
   QuantMode mode_ = QuantMode::off;
   bool last_batch_ = false;
   std::map<std::string, Point> points_;
+  PointHook hook_;
 };
 
 }  // namespace qvit

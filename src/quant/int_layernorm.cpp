@@ -79,16 +79,16 @@ void int_ln_constant_token(float* yr, const IntLnRow& k) {
   for (int64_t c = 0; c < k.C; ++c) yr[c] = std::nearbyint(k.beta[c] / k.s_out) * k.s_out;
 }
 
-float int_ln_channel(int64_t c, float xq, float a_base, float mean_over_std, const IntLnRow& k) {
+IntLnCoeff int_ln_coeff(int64_t c, float a_base, float mean_over_std, const IntLnRow& k) {
   const float gamma = k.gamma[c], beta = k.beta[c], s_out = k.s_out;
   const float a = (a_base * gamma) / s_out;
   const float a_abs = std::fabs(a);
   const float sign = a > 0.0f ? 1.0f : (a < 0.0f ? -1.0f : 0.0f);
   float pow_n, m;
-  int e;
+  int n, e;
   if (fast_floor_log2(a_abs, &e)) {
     // n = clamp(7 - e, 0, 31) as in the float expression below (all values exact).
-    const int n = std::clamp(kMantissaBits - 1 - e, 0, 31);
+    n = std::clamp(kMantissaBits - 1 - e, 0, 31);
     pow_n = pow2(n);
     // v = |A| 2^n is exact, finite and >= 0; floor(v) = truncation for 0 <= v < 256.
     const float v = a_abs * pow_n;
@@ -97,12 +97,18 @@ float int_ln_channel(int64_t c, float xq, float a_base, float mean_over_std, con
     // |A| = 0: log2 = -inf -> N = 31, M = 0.
     const float n_shift =
         std::clamp(static_cast<float>(kMantissaBits - 1) - std::floor(std::log2(a_abs)), 0.0f, 31.0f);
-    pow_n = std::ldexp(1.0f, static_cast<int>(n_shift));
+    n = static_cast<int>(n_shift);
+    pow_n = std::ldexp(1.0f, n);
     m = std::clamp(std::floor(a_abs * pow_n), 0.0f, 255.0f);
   }
   const float b = round_even(((beta - mean_over_std * gamma) / s_out) * pow_n);
-  const float code = round_even((sign * m * xq + b) / pow_n);
-  return code * s_out;
+  return {sign * m, b, pow_n, n};
+}
+
+float int_ln_channel(int64_t c, float xq, float a_base, float mean_over_std, const IntLnRow& k) {
+  const IntLnCoeff f = int_ln_coeff(c, a_base, mean_over_std, k);
+  const float code = round_even((f.sm * xq + f.b) / f.pow_n);
+  return code * k.s_out;
 }
 
 }  // namespace quant_detail

@@ -21,6 +21,12 @@ struct IntLnRow {
 bool int_ln_token(int64_t s1, __int128 s2, const IntLnRow& k, float* a_base, float* mean_over_std);
 // The output of a constant token: round(beta / s_out) * s_out.
 void int_ln_constant_token(float* yr, const IntLnRow& k);
+// The per-channel factors of a token: sign(A_c) M_c, B_c (integral floats) and 2^N_c, N_c.
+struct IntLnCoeff {
+  float sm, b, pow_n;
+  int n;
+};
+IntLnCoeff int_ln_coeff(int64_t c, float a_base, float mean_over_std, const IntLnRow& k);
 // One output value y_c of a token from its shifted code x_q (the scalar reference).
 float int_ln_channel(int64_t c, float xq, float a_base, float mean_over_std, const IntLnRow& k);
 

@@ -118,6 +118,7 @@ void QuantSession::point(const std::string& name, QPointRole role, float* x, int
     fail("quant", "point '{}' has {} channel scales but the tensor has {} channels", name,
          q.scale.size(), C);
   fake_quant(x, rows, C, q);
+  if (hook_) hook_(name, x, rows, C);
 }
 
 void QuantSession::weight(const std::string& name, float* w, int64_t N, int64_t K) {

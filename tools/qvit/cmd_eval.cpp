@@ -7,6 +7,7 @@
 #include "progress.h"
 #include "quant_options.h"
 #include "qvit/dataset.h"
+#include "qvit/engine.h"
 #include "qvit/error.h"
 #include "qvit/eval.h"
 #include "qvit/io.h"
@@ -23,7 +24,7 @@ std::string default_data_dir() {
 namespace {
 
 struct EvalArgs {
-  std::string model, weights, data, labels, json;
+  std::string model, weights, data, labels, json, engine = "float", qmodel;
   bool allow_missing = false;
   size_t limit = 0;
   int batch = 32, threads = 0, workers = 2;
@@ -57,18 +58,37 @@ void apply_preprocess_overrides(const EvalArgs& a, PreprocessConfig& pre, int im
 
 int run_eval(const EvalArgs& a) {
   set_num_threads(a.threads);
-  const ModelConfig& cfg = model_config(a.model);
+  std::unique_ptr<Model> model;
+  std::string label = "fp32";
+  nlohmann::json quant_json = nullptr;
+  if (a.engine == "int") {
+    if (a.qmodel.empty()) fail("cli", "--engine int needs --qmodel FILE (from qvit convert)");
+    if (!a.q.qparams.empty() || a.q.quant) fail("cli", "--engine int takes its parameters from --qmodel");
+    auto im = load_int_model(a.qmodel);
+    if (!a.model.empty() && model_config(a.model).name != im->config().name)
+      fail("cli", "--model {} but {} holds {}", a.model, a.qmodel, im->config().name);
+    label = "int " + im->quant_config().label();
+    quant_json = im->quant_config().to_json();
+    quant_json["engine"] = "int";
+    model = std::move(im);
+  } else if (a.engine != "float") {
+    fail("cli", "--engine must be float or int, got '{}'", a.engine);
+  } else {
+    if (a.model.empty() || a.weights.empty()) fail("cli", "--model and --weights are required");
+    if (!a.qmodel.empty()) fail("cli", "--qmodel needs --engine int");
+    model = load_model(a.model, a.weights);
+  }
+  const ModelConfig& cfg = model->config();
+  const std::string weights = a.engine == "int" ? a.qmodel : a.weights;
   PreprocessConfig pre = cfg.preprocess();
   apply_preprocess_overrides(a, pre, cfg.img_size);
   Dataset ds = open_dataset(a.data, a.labels, cfg.num_classes, a.allow_missing);
-  std::unique_ptr<Model> model = load_model(a.model, a.weights);
 
   std::vector<size_t> order(ds.samples.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
 
   // Quantization: parameters from a file, or calibrated now.
   std::unique_ptr<QuantSession> session;
-  std::string label = "fp32";
   if (!a.q.qparams.empty()) {
     session = std::make_unique<QuantSession>(QuantSession::load(a.q.qparams, cfg.name));
     model->set_quant(session.get());
@@ -91,7 +111,7 @@ int run_eval(const EvalArgs& a) {
   if (a.limit > 0 && a.limit < order.size()) order.resize(a.limit);
 
   std::fprintf(stderr, "qvit eval: %s (%s), %zu images from %s, batch %d, %d threads\n",
-               cfg.name.c_str(), a.weights.c_str(), order.size(), a.data.c_str(), a.batch,
+               cfg.name.c_str(), weights.c_str(), order.size(), a.data.c_str(), a.batch,
                num_threads());
   Progress progress("eval", "img");
   EvalOptions opt;
@@ -104,7 +124,7 @@ int run_eval(const EvalArgs& a) {
   std::printf("| model | weights | quantization | images | top-1 (%%) | top-5 (%%) | images/s |\n");
   std::printf("|---|---|---|---:|---:|---:|---:|\n");
   std::printf("| %s | %s | %s | %zu | %.2f | %.2f | %.1f |\n", cfg.name.c_str(),
-              a.weights.c_str(), label.c_str(), r.images, r.top1_pct(), r.top5_pct(),
+              weights.c_str(), label.c_str(), r.images, r.top1_pct(), r.top5_pct(),
               r.images_per_second());
   if (r.labelled < r.images)
     std::printf("(%zu of %zu images have labels; accuracy is over those)\n", r.labelled, r.images);
@@ -112,11 +132,11 @@ int run_eval(const EvalArgs& a) {
   if (!a.json.empty()) {
     nlohmann::json j = eval_json(r, ds);
     j["model"] = cfg.name;
-    j["weights"] = a.weights;
+    j["weights"] = weights;
     j["data"] = a.data;
     j["batch"] = a.batch;
     j["threads"] = num_threads();
-    j["quantization"] = session ? session->config().to_json() : nlohmann::json(nullptr);
+    j["quantization"] = session ? session->config().to_json() : quant_json;
     write_file_atomic(a.json, j.dump(1) + "\n");
     std::fprintf(stderr, "wrote %s\n", a.json.c_str());
   }
@@ -128,11 +148,14 @@ int run_eval(const EvalArgs& a) {
 Command add_eval_command(CLI::App& app) {
   auto args = std::make_shared<EvalArgs>();
   CLI::App* sub = app.add_subcommand("eval", "Evaluate top-1/top-5 accuracy on an image dataset");
-  sub->add_option("--model", args->model, "Model name (e.g. deit_tiny, vit_base, swin_tiny)")
-      ->required();
+  sub->add_option("--model", args->model,
+                  "Model name (e.g. deit_tiny, vit_base, swin_tiny); required unless --engine int");
   sub->add_option("--weights", args->weights,
-                  "Weights: .safetensors or .pth (timm names), or random:SEED")
-      ->required();
+                  "Weights: .safetensors or .pth (timm names), or random:SEED; required unless "
+                  "--engine int");
+  sub->add_option("--engine", args->engine, "float (FP32 or the simulation) or int (a .qvit file)")
+      ->capture_default_str();
+  sub->add_option("--qmodel", args->qmodel, "With --engine int: the converted model (qvit convert)");
   sub->add_option("--data", args->data,
                   "Image folder: ROOT/<class>/<image> (ImageFolder), or flat with --labels")
       ->required();

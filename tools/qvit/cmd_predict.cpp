@@ -9,6 +9,7 @@
 
 #include "commands.h"
 #include "qvit/dataset.h"
+#include "qvit/engine.h"
 #include "qvit/error.h"
 #include "qvit/model.h"
 #include "qvit/parallel.h"
@@ -19,7 +20,7 @@ namespace {
 using nlohmann::json;
 
 struct PredictArgs {
-  std::string model, weights, classes;
+  std::string model, weights, classes, qmodel;
   std::vector<std::string> images;
   int top = 5, batch = 16, threads = 0, workers = 2;
   bool json_out = false;
@@ -78,7 +79,15 @@ std::vector<Prediction> top_k(const float* logits, int n, int k) {
 
 int run_predict(const PredictArgs& a) {
   set_num_threads(a.threads);
-  auto model = load_model(a.model, a.weights);
+  std::unique_ptr<Model> model;
+  if (!a.qmodel.empty()) {
+    if (!a.model.empty() || !a.weights.empty())
+      fail("cli", "--qmodel holds the model: do not give --model/--weights with it");
+    model = load_int_model(a.qmodel);
+  } else {
+    if (a.model.empty() || a.weights.empty()) fail("cli", "--model and --weights (or --qmodel) are required");
+    model = load_model(a.model, a.weights);
+  }
   const ModelConfig& cfg = model->config();
   if (a.top > cfg.num_classes)
     fail("cli", "--top {} exceeds the {} classes of {}", a.top, cfg.num_classes, cfg.name);
@@ -121,8 +130,9 @@ Command add_predict_command(CLI::App& app) {
   auto args = std::make_shared<PredictArgs>();
   CLI::App* sub = app.add_subcommand("predict", "Top classes of images, with class names");
   sub->add_option("images", args->images, "Image files")->required();
-  sub->add_option("--model", args->model, "Model name")->required();
-  sub->add_option("--weights", args->weights, "Weights file or random:SEED")->required();
+  sub->add_option("--model", args->model, "Model name (unless --qmodel)");
+  sub->add_option("--weights", args->weights, "Weights file or random:SEED (unless --qmodel)");
+  sub->add_option("--qmodel", args->qmodel, "An integer model (.qvit from qvit convert) instead");
   sub->add_option("--classes", args->classes,
                   "Class names, 'wnid description' per line (default: DATA/synset_words.txt)");
   sub->add_option("--top", args->top, "How many classes to show")

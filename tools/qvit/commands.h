@@ -18,6 +18,7 @@ Command add_bench_command(CLI::App& app);
 Command add_calibrate_command(CLI::App& app);
 Command add_fqvit_table_command(CLI::App& app);
 Command add_inspect_command(CLI::App& app);
+Command add_convert_command(CLI::App& app);
 Command add_predict_command(CLI::App& app);
 
 // Shared helpers.

@@ -28,6 +28,7 @@ int main(int argc, char** argv) {
       qvit::cli::add_fqvit_table_command(app),
       qvit::cli::add_bench_command(app),
       qvit::cli::add_inspect_command(app),
+      qvit::cli::add_convert_command(app),
       qvit::cli::add_predict_command(app),
   };
   try {

@@ -1,0 +1,200 @@
+// Conversion of a float ViT/DeiT + FQ-ViT parameters (QuantSession) to the integer model file.
+// Tensors written (per Linear X with input quantizer s_a and output quantizer s_out):
+//   X.weight       int8 [N, K]   round(w / s_w[n]) clamped (FQ-ViT's symmetric per-row weights;
+//                                 packed int4 when the weight bits are <= 4)
+//   X.weight_scale f32 [N]       s_w
+//   X.bias         int32 [N]     round(b / (s_a s_w[n]))
+//   X.mult, X.shift int32 [N]    dyadic s_a s_w[n] / s_out (uint8 outputs)
+//   X.deq          f32 [N]       s_a s_w[n] (the two float outputs: fc1 before GELU, the head)
+//   cls_token.q uint8 [D], pos_embed.q uint8 [N, D]: the constant tokens on their quantizers;
+//   LayerNorm weight/bias f32 (FQ-ViT does not quantize them).
+// Metadata: format, version, model name and config, the quantization config and the full
+// parameter set (the activation quantizers are read from it when loading).
+#include <cmath>
+#include <cstdlib>
+
+#include "engine/engine_ops.h"
+#include "qvit/engine.h"
+#include "qvit/error.h"
+#include "quant/observer_impl.h"
+
+namespace qvit {
+
+namespace {
+
+using engine::mult_from_real;
+
+struct Converter {
+  const ModelConfig& cfg;
+  const WeightFile& wf;
+  const QuantSession& qs;
+  const std::string& label;
+  QvitWriter out;
+
+  const Tensor& weight(const std::string& n) const {
+    auto it = wf.tensors.find(n);
+    if (it == wf.tensors.end()) fail("engine", "weights have no tensor '{}'", n);
+    return it->second;
+  }
+
+  const QuantParams& act(const std::string& n, QuantKind kind, int64_t C = 1) const {
+    if (!qs.has(n)) fail("engine", "{}: no parameters for point '{}' (qparams of another model or configuration?)", label, n);
+    const QuantParams& p = qs.params(n);
+    if (p.kind != kind)
+      fail("engine", "{}: point '{}' is not {}-quantized", label, n, kind == QuantKind::ptf ? "PTF" : "uniformly");
+    if (p.bits.is_signed || p.bits.bits != 8)
+      fail("engine", "{}: point '{}' uses {}; the integer engine runs uint8 activations (lower "
+           "activation bit widths: not yet)", label, n, p.bits.name());
+    if (p.zero_point.size() != 1 || (p.scale.size() != 1 && static_cast<int64_t>(p.scale.size()) != C))
+      fail("engine", "{}: point '{}' has {} scales, expected 1{}", label, n, p.scale.size(),
+           C > 1 ? " or " + std::to_string(C) : "");
+    return p;
+  }
+
+  // A Linear: `in` is the input point (per-tensor scale), `out` the output point or "" (float).
+  void linear(const std::string& name, const Tensor& w_in, const std::string& in, const std::string& out_pt) {
+    const Tensor w = w_in.reshaped({w_in.dim(0), w_in.numel() / w_in.dim(0)});
+    const Tensor& bias = weight(name + ".bias");
+    const int64_t N = w.dim(0), K = w.dim(1);
+    const BitType bits = qs.config().weight_bits;
+    const QuantParams own = weight_params_per_channel(w.f32(), N, K, bits);
+    const std::string wn = name + ".weight";
+    if (qs.has(wn)) {
+      const QuantParams& p = qs.params(wn);
+      if (p.scale.size() != static_cast<size_t>(N))
+        fail("engine", "{}: weight '{}' has {} channel scales, the weights {} rows (qparams of another model?)",
+             label, wn, p.scale.size(), N);
+      for (int64_t n = 0; n < N; ++n)
+        if (p.scale[n] != own.scale[n] || p.zero_point[n] != own.zero_point[n])
+          fail("engine", "{}: weight '{}' channel {}: scale {} in the qparams, {} from the weights "
+               "(the parameters were calibrated with other weights)", label, wn, n, p.scale[n], own.scale[n]);
+    }
+    if (!bits.is_signed || bits.bits > 8)
+      fail("engine", "{}: weights use {}; the integer engine needs int2..int8", label, bits.name());
+    const float sa = act(in, QuantKind::uniform).scale[0];
+    Tensor q({N, K}, DType::i8), ws({N}, DType::f32), bq({N}, DType::i32);
+    for (int64_t n = 0; n < N; ++n) {
+      const float s = own.scale[n];
+      ws.f32()[n] = s;
+      for (int64_t k = 0; k < K; ++k)
+        q.data<int8_t>()[n * K + k] = static_cast<int8_t>(
+            quant_detail::quant_code(w.f32()[n * K + k], s, 0.0f, float(bits.qmin()), float(bits.qmax())));
+      const double b = std::nearbyint(double(bias.f32()[n]) / (double(sa) * double(s)));
+      if (!(std::fabs(b) < 1073741824.0))
+        fail("engine", "{}: bias of '{}' channel {} does not fit int32 at scale s_a s_w = {}", label, name, n,
+             double(sa) * s);
+      bq.data<int32_t>()[n] = static_cast<int32_t>(b);
+    }
+    out.add(wn, q, bits.bits <= 4 ? 4 : 0);
+    out.add(name + ".weight_scale", ws);
+    out.add(name + ".bias", bq);
+    if (out_pt.empty()) {
+      Tensor deq({N}, DType::f32);
+      for (int64_t n = 0; n < N; ++n) deq.f32()[n] = static_cast<float>(double(sa) * ws.f32()[n]);
+      out.add(name + ".deq", deq);
+    } else {
+      const float so = act(out_pt, QuantKind::uniform).scale[0];
+      Tensor m({N}, DType::i32), sh({N}, DType::i32);
+      for (int64_t n = 0; n < N; ++n) {
+        const engine::Mult d = mult_from_real(double(sa) * ws.f32()[n] / double(so));
+        m.data<int32_t>()[n] = d.mult;
+        sh.data<int32_t>()[n] = d.shift;
+      }
+      out.add(name + ".mult", m);
+      out.add(name + ".shift", sh);
+    }
+  }
+
+  Tensor quantize_const(const Tensor& t, const QuantParams& p) {
+    Tensor q({t.numel()}, DType::u8);
+    for (int64_t i = 0; i < t.numel(); ++i)
+      q.data<uint8_t>()[i] = static_cast<uint8_t>(
+          quant_detail::quant_code(t.f32()[i], p.scale[0], p.zero_point[0], 0.0f, 255.0f));
+    return q;
+  }
+
+  void run() {
+    const int64_t D = cfg.dim;
+    const std::string np = std::to_string(cfg.depth);
+    if (!qs.has("embed.input"))
+      fail("engine", "{}: no 'embed.input' point: the integer engine needs a quantized input image "
+           "(DeiT's FQ-ViT setting; calibrate with the input quantized)", label);
+    linear("patch_embed.proj", weight("patch_embed.proj.weight"), "embed.input", "embed.patch");
+    act("embed.tokens", QuantKind::uniform);
+    act("embed.pos", QuantKind::uniform);
+    out.add("cls_token.q", quantize_const(weight("cls_token"), qs.params("embed.tokens")));
+    const Tensor& pos = weight("pos_embed");
+    out.add("pos_embed.q", quantize_const(pos, qs.params("embed.pos")).reshaped({pos.dim(1), D}));
+    for (int i = 0; i < cfg.depth; ++i) {
+      const std::string b = "blocks." + std::to_string(i) + ".";
+      for (const char* ln : {"norm1", "norm2"}) {
+        act(b + ln + ".in", QuantKind::ptf, D);
+        act(b + ln + ".out", QuantKind::uniform);
+        out.add(b + ln + ".weight", weight(b + ln + ".weight"));
+        out.add(b + ln + ".bias", weight(b + ln + ".bias"));
+      }
+      act(b + "attn.logits", QuantKind::uniform);
+      act(b + "attn.context", QuantKind::uniform);
+      linear(b + "attn.qkv", weight(b + "attn.qkv.weight"), b + "norm1.out", b + "attn.qkv");
+      linear(b + "attn.proj", weight(b + "attn.proj.weight"), b + "attn.context", b + "attn.proj");
+      linear(b + "mlp.fc1", weight(b + "mlp.fc1.weight"), b + "norm2.out", "");
+      linear(b + "mlp.fc2", weight(b + "mlp.fc2.weight"), b + "mlp.gelu", b + "mlp.fc2");
+    }
+    act("norm.in", QuantKind::ptf, D);
+    act("norm.out", QuantKind::uniform);
+    act("head.out", QuantKind::uniform);
+    out.add("norm.weight", weight("norm.weight"));
+    out.add("norm.bias", weight("norm.bias"));
+    linear("head", weight("head.weight"), "norm.out", "");
+  }
+};
+
+}  // namespace
+
+QvitWriter convert_to_int(const ModelConfig& cfg, const WeightFile& weights,
+                          const QuantSession& qparams, const ConvertSource& src) {
+  if (cfg.family != "vit") fail("engine", "integer engine supports vit/deit ({}: not yet)", cfg.family);
+  const std::string& label = src.qparams.empty() ? std::string("qparams") : src.qparams;
+  if (qparams.model() != cfg.name)
+    fail("engine", "{}: parameters are for model '{}', not '{}'", label, qparams.model(), cfg.name);
+  const QuantConfig& qc = qparams.config();
+  if (!qc.ptf || !qc.lis)
+    fail("engine", "{}: the integer engine runs FQ-ViT's configuration with PTF and LIS "
+         "(these parameters have ptf={} lis={})", label, qc.ptf, qc.lis);
+  Converter c{cfg, weights, qparams, label, {}};
+  c.run();
+  nlohmann::json meta = {
+      {"format", kIntModelFormat},
+      {"version", kIntModelVersion},
+      {"model", cfg.name},
+      {"model_config",
+       {{"dim", cfg.dim}, {"depth", cfg.depth}, {"heads", cfg.heads}, {"patch", cfg.patch},
+        {"img_size", cfg.img_size}, {"in_chans", cfg.in_chans}, {"num_classes", cfg.num_classes},
+        {"mlp_ratio", cfg.mlp_ratio}}},
+      {"quant_config", qc.to_json()},
+      {"quant_label", qc.label()},
+      {"qparams", qparams.to_json()},
+      {"source", {{"weights", src.weights}, {"qparams", src.qparams}}}};
+  c.out.set_meta(std::move(meta));
+  return std::move(c.out);
+}
+
+void convert_files(const std::string& model, const std::string& weights, const std::string& qparams,
+                   const std::string& out_path) {
+  const ModelConfig& cfg = model_config(model);
+  WeightFile wf;
+  if (weights.rfind("random:", 0) == 0) {
+    char* end = nullptr;
+    const unsigned long seed = std::strtoul(weights.c_str() + 7, &end, 10);
+    if (weights.size() == 7 || *end != '\0' || seed > 0xFFFFFFFFul)
+      fail("engine", "bad weights '{}': expected random:SEED", weights);
+    wf = synthetic_weights(cfg, static_cast<uint32_t>(seed));
+  } else {
+    wf = load_weights(weights);
+  }
+  check_weights(cfg, wf);
+  const QuantSession qs = QuantSession::load(qparams, cfg.name);
+  convert_to_int(cfg, wf, qs, {weights, qparams}).save(out_path);
+}
+
+}  // namespace qvit

@@ -1,0 +1,118 @@
+// Integer attention of the FQ-ViT configuration (LIS), per (image, head):
+//   logits: acc_ij = sum_d (q_id - z)(k_jd - z) exactly (int32); logit code
+//           l_ij = clamp(requant(acc_ij, s_qkv^2 / sqrt(Dh) / S) + z_l)      (S: logits scale)
+//   LIS:    t_ij = l_ij - max_j l_ij in [-255, 0]; e_ij = E[-t_ij], a 256-entry table of I-BERT's
+//           integer exp built with the simulation's arithmetic (lis.cpp); sum_i = exact int64
+//           sum; v = round(float(sum_i) / e_ij) and the 4-bit code as in lis.cpp (this division
+//           is the one float operation per probability, as in FQ-ViT; codes are bit-identical to
+//           the simulation's for the same logit codes); code 16 = probability 0.
+//   A.V:    acc_id = sum_j (v_jd - z) 2^(15 - code_ij) (code 16 skipped): V shifted by the codes,
+//           exact in int32 (sum_j 2^-code_ij < 2.25, so |acc| < 255 * 2.25 * 2^15);
+//           context code = clamp(requant(acc, s_qkv 2^-15 / s_ctx) + z_ctx).
+#include <algorithm>
+#include <cmath>
+
+#include "engine/engine_ops.h"
+#include "qvit/error.h"
+#include "qvit/parallel.h"
+#include "quant/observer_impl.h"
+
+namespace qvit::engine {
+
+void IntLis::init(float S, int64_t max_cols) {
+  if (!(S > 0.0f) || !std::isfinite(S)) fail("engine", "LIS: logits scale must be > 0, got {}", S);
+  const float inv_s = 1.0f / S;
+  const float inv_s2 = 1.0f / (S * S);
+  const float x0 = std::floor(static_cast<float>(-0.6931) * inv_s);
+  const float b_int = std::floor(static_cast<float>(0.96963238 / 0.35815147) * inv_s);
+  const float c_int = std::floor(static_cast<float>(1.0 / 0.35815147) * inv_s2);
+  const float t_min = 30.0f * x0;
+  e.assign(256, 0);
+  e_f.assign(256, 0.0f);
+  const double limit = std::ldexp(1.0, 62) / static_cast<double>(std::max<int64_t>(max_cols, 1));
+  for (int d = 0; d < 256; ++d) {
+    float t = -static_cast<float>(d);
+    t = t < t_min ? t_min : t;
+    const float q = static_cast<float>(static_cast<int>(t / x0));
+    const float rem = t - x0 * q;
+    float poly = rem + b_int;
+    poly = rem * poly;
+    poly = poly + c_int;
+    const float v = std::max(std::floor(poly * std::ldexp(1.0f, 30 - static_cast<int>(q))), 0.0f);
+    if (!(v < limit))
+      fail("engine", "LIS: integer exp value {} too large for {} columns (logits scale {})", v,
+           max_cols, S);
+    e_f[d] = v;
+    e[d] = static_cast<int64_t>(v);
+  }
+}
+
+void IntLis::row(const uint8_t* l, uint8_t* codes, int64_t cols) const {
+  uint8_t mx = 0;
+  for (int64_t j = 0; j < cols; ++j) mx = std::max(mx, l[j]);
+  int64_t sum = 0;
+  for (int64_t j = 0; j < cols; ++j) sum += e[mx - l[j]];
+  if (sum == 0) {
+    std::fill(codes, codes + cols, kLisZeroCode);
+    return;
+  }
+  const float sum_f = static_cast<float>(sum);
+  for (int64_t j = 0; j < cols; ++j)
+    codes[j] = quant_detail::lis_code(std::nearbyint(sum_f / e_f[mx - l[j]]));
+}
+
+void IntAttention::logits(const uint8_t* qkv, uint8_t* lc, int64_t B, int64_t N) const {
+  const int64_t D = H * Dh, ld = 3 * D;
+  parallel_for(B * H, 1, [&](int64_t p0, int64_t p1) {
+    std::vector<int16_t> q(static_cast<size_t>(N * Dh)), k(static_cast<size_t>(N * Dh));
+    for (int64_t p = p0; p < p1; ++p) {
+      const int64_t b = p / H, h = p % H;
+      for (int64_t i = 0; i < N; ++i)
+        for (int64_t d = 0; d < Dh; ++d) {
+          const uint8_t* row = qkv + (b * N + i) * ld + h * Dh + d;
+          q[i * Dh + d] = static_cast<int16_t>(row[0] - qkv_zero);
+          k[i * Dh + d] = static_cast<int16_t>(row[D] - qkv_zero);
+        }
+      uint8_t* out = lc + p * N * N;
+      for (int64_t i = 0; i < N; ++i) {
+        const int16_t* qi = q.data() + i * Dh;
+        for (int64_t j = 0; j < N; ++j) {
+          const int16_t* kj = k.data() + j * Dh;
+          int32_t s = 0;
+          for (int64_t d = 0; d < Dh; ++d) s += int32_t(qi[d]) * kj[d];
+          out[i * N + j] = clamp_u8(apply_mult(s, logit_mult) + logit_zero);
+        }
+      }
+    }
+  });
+}
+
+void IntAttention::context(const uint8_t* qkv, const uint8_t* lc, uint8_t* ctx, int64_t B,
+                           int64_t N) const {
+  const int64_t D = H * Dh, ld = 3 * D;
+  parallel_for(B * H, 1, [&](int64_t p0, int64_t p1) {
+    std::vector<int32_t> v(static_cast<size_t>(N * Dh)), acc(static_cast<size_t>(Dh));
+    std::vector<uint8_t> codes(static_cast<size_t>(N));
+    for (int64_t p = p0; p < p1; ++p) {
+      const int64_t b = p / H, h = p % H;
+      for (int64_t j = 0; j < N; ++j)
+        for (int64_t d = 0; d < Dh; ++d)
+          v[j * Dh + d] = qkv[(b * N + j) * ld + 2 * D + h * Dh + d] - qkv_zero;
+      for (int64_t i = 0; i < N; ++i) {
+        lis.row(lc + (p * N + i) * N, codes.data(), N);
+        std::fill(acc.begin(), acc.end(), 0);
+        for (int64_t j = 0; j < N; ++j) {
+          const int c = codes[j];
+          if (c >= kLisZeroCode) continue;
+          const int sh = 15 - c;
+          const int32_t* vj = v.data() + j * Dh;
+          for (int64_t d = 0; d < Dh; ++d) acc[d] += vj[d] << sh;
+        }
+        uint8_t* out = ctx + (b * N + i) * D + h * Dh;
+        for (int64_t d = 0; d < Dh; ++d) out[d] = clamp_u8(apply_mult(acc[d], ctx_mult) + ctx_zero);
+      }
+    }
+  });
+}
+
+}  // namespace qvit::engine

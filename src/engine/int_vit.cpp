@@ -1,0 +1,301 @@
+// The integer ViT/DeiT: loads a converted .qvit file and runs FQ-ViT's quantized forward with the
+// integer operators of src/engine (order and points as in src/models/vit.cpp):
+//   image -> embed.input (float -> uint8, the one float input step) -> int8 patch GEMM ->
+//   embed.patch -> tokens (class token constant; patch codes through a 256-entry table onto the
+//   embed.tokens quantizer) -> + position codes, requantized to the first PTF LayerNorm input ->
+//   blocks: integer LN -> qkv -> logits -> LIS -> A.V shifts -> context -> proj -> residual add
+//   (PTF) -> integer LN -> fc1 (float output) -> GELU (float) -> mlp.gelu -> fc2 -> residual add
+//   -> final integer LN on the class tokens -> head (float output) -> head.out codes, returned
+//   dequantized like the simulation's logits.
+#include <cmath>
+#include <cstring>
+
+#include "engine/engine_ops.h"
+#include "qvit/engine.h"
+#include "qvit/error.h"
+#include "qvit/kernels.h"
+#include "qvit/parallel.h"
+#include "quant/observer_impl.h"
+
+namespace qvit {
+
+namespace {
+
+using engine::IntAdd;
+using engine::IntAttention;
+using engine::IntLayerNorm;
+using engine::IntLinear;
+
+class IntVit final : public IntModel {
+ public:
+  IntVit(const ModelConfig& cfg, const QvitFile& f)
+      : IntModel(cfg), file_(f), qs_(QuantSession::from_json(f.meta().at("qparams"), cfg.name, f.path())) {
+    const int64_t D = cfg.dim, P = cfg.patch, hidden = int64_t(cfg.mlp_ratio) * D;
+    np_ = (cfg.img_size / P) * (cfg.img_size / P);
+    N_ = np_ + 1;
+    H_ = cfg.heads;
+    const QuantParams& in = qs_.params("embed.input");
+    s_in_ = in.scale.at(0);
+    z_in_ = in.zero_point.at(0);
+    patch_ = linear("patch_embed.proj", D, int64_t(cfg.in_chans) * P * P, true);
+    // Patch codes onto the tokens' quantizer (the simulation dequantizes, then quantizes).
+    const QuantParams& pp = qs_.params("embed.patch");
+    const QuantParams& tp = qs_.params("embed.tokens");
+    for (int q = 0; q < 256; ++q)
+      tok_lut_[q] = static_cast<uint8_t>(quant_detail::quant_code(
+          (static_cast<float>(q) - pp.zero_point[0]) * pp.scale[0], tp.scale[0], tp.zero_point[0], 0.0f, 255.0f));
+    cls_q_ = static_cast<const uint8_t*>(sec("cls_token.q", DType::u8, {D}));
+    pos_q_ = static_cast<const uint8_t*>(sec("pos_embed.q", DType::u8, {N_, D}));
+    const QuantParams& pos = qs_.params("embed.pos");
+    add_embed_.init(D, tp.scale, zero(tp), pos.scale, zero(pos), qs_.params("blocks.0.norm1.in").scale,
+                    zero(qs_.params("blocks.0.norm1.in")));
+    for (int i = 0; i < cfg.depth; ++i) {
+      const std::string b = "blocks." + std::to_string(i) + ".";
+      Block k;
+      k.norm1 = norm(b + "norm1");
+      k.norm2 = norm(b + "norm2");
+      k.qkv = linear(b + "attn.qkv", 3 * D, D, true);
+      k.proj = linear(b + "attn.proj", D, D, true);
+      k.fc1 = linear(b + "mlp.fc1", hidden, D, false);
+      k.fc2 = linear(b + "mlp.fc2", D, hidden, true);
+      const QuantParams& qkv = qs_.params(b + "attn.qkv");
+      const QuantParams& lg = qs_.params(b + "attn.logits");
+      const QuantParams& cx = qs_.params(b + "attn.context");
+      k.attn.H = H_;
+      k.attn.Dh = D / H_;
+      k.attn.qkv_zero = zero(qkv);
+      const double scale = 1.0f / std::sqrt(static_cast<float>(D / H_));
+      k.attn.logit_mult = engine::mult_from_real(double(qkv.scale[0]) * qkv.scale[0] * scale / lg.scale[0]);
+      k.attn.logit_zero = zero(lg);
+      k.attn.lis.init(lg.scale[0], N_);
+      k.attn.ctx_mult = engine::mult_from_real(std::ldexp(double(qkv.scale[0]), -15) / cx.scale[0]);
+      k.attn.ctx_zero = zero(cx);
+      const QuantParams& n1 = qs_.params(b + "norm1.in");
+      const QuantParams& n2 = qs_.params(b + "norm2.in");
+      const std::string next = i + 1 < cfg.depth ? "blocks." + std::to_string(i + 1) + ".norm1.in" : "norm.in";
+      const QuantParams& nx = qs_.params(next);
+      const QuantParams& pj = qs_.params(b + "attn.proj");
+      const QuantParams& f2 = qs_.params(b + "mlp.fc2");
+      k.add1.init(D, n1.scale, zero(n1), pj.scale, zero(pj), n2.scale, zero(n2));
+      k.add2.init(D, n2.scale, zero(n2), f2.scale, zero(f2), nx.scale, zero(nx));
+      k.next = next;
+      blocks_.push_back(std::move(k));
+    }
+    norm_ = norm("norm");
+    head_ = linear("head", cfg.num_classes, D, false);
+  }
+
+  void set_stage_hook(StageHook h) override { hook_ = std::move(h); }
+  const QuantConfig& quant_config() const override { return qs_.config(); }
+
+  Tensor forward(const Tensor& images) override {
+    const ModelConfig& c = cfg_;
+    if (images.ndim() != 4 || images.dim(1) != c.in_chans || images.dim(2) != c.img_size ||
+        images.dim(3) != c.img_size)
+      fail("engine", "{}: input has shape {}, expected [B,{},{},{}]", c.name, shape_str(images.shape()),
+           c.in_chans, c.img_size, c.img_size);
+    const int64_t B = images.dim(0), D = c.dim, N = N_, rows = B * N;
+    const int64_t hidden = int64_t(c.mlp_ratio) * D, K0 = patch_.K;
+    ensure(B);
+    // Patch embedding on the quantized image.
+    im2patch_f32(images.f32(), patches_.data(), B, c.in_chans, c.img_size, c.img_size, c.patch);
+    engine::quantize_u8(patches_.data(), pcodes_.data(), B * np_ * K0, s_in_, z_in_);
+    patch_.forward_u8(pcodes_.data(), B * np_, static_cast<int32_t>(z_in_), h_.data(),
+                      zero(qs_.params("embed.patch")), acc_.data());
+    stage("embed.patch", h_.data(), B * np_, D);
+    parallel_for(rows, 64, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const int64_t b = r / N, t = r % N;
+        uint8_t* dst = tok_.data() + r * D;
+        if (t == 0) {
+          std::memcpy(dst, cls_q_, D);
+        } else {
+          const uint8_t* src = h_.data() + (b * np_ + t - 1) * D;
+          for (int64_t d = 0; d < D; ++d) dst[d] = tok_lut_[src[d]];
+        }
+      }
+    });
+    stage("embed.tokens", tok_.data(), rows, D);
+    add_embed_.forward(tok_.data(), pos_q_, N, x_.data(), rows);
+    stage("blocks.0.norm1.in", x_.data(), rows, D);
+
+    for (size_t i = 0; i < blocks_.size(); ++i) {
+      const Block& k = blocks_[i];
+      const std::string b = "blocks." + std::to_string(i) + ".";
+      k.norm1.forward(x_.data(), h_.data(), rows);
+      stage(b + "norm1.out", h_.data(), rows, D);
+      k.qkv.forward_u8(h_.data(), rows, k.norm1.out_zero, qkv_.data(), k.attn.qkv_zero, acc_.data());
+      stage(b + "attn.qkv", qkv_.data(), rows, 3 * D);
+      k.attn.logits(qkv_.data(), lc_.data(), B, N);
+      stage(b + "attn.logits", lc_.data(), B * H_ * N, N);
+      k.attn.context(qkv_.data(), lc_.data(), h_.data(), B, N);
+      stage(b + "attn.context", h_.data(), rows, D);
+      const int32_t zp = zero(qs_.params(b + "attn.proj"));
+      k.proj.forward_u8(h_.data(), rows, k.attn.ctx_zero, g_.data(), zp, acc_.data());
+      stage(b + "attn.proj", g_.data(), rows, D);
+      k.add1.forward(x_.data(), g_.data(), 0, x_.data(), rows);
+      stage(b + "norm2.in", x_.data(), rows, D);
+      k.norm2.forward(x_.data(), h_.data(), rows);
+      stage(b + "norm2.out", h_.data(), rows, D);
+      k.fc1.forward_f32(h_.data(), rows, k.norm2.out_zero, mlp_.data(), acc_.data());
+      gelu_f32(mlp_.data(), mlp_.data(), rows * hidden);
+      const QuantParams& gp = qs_.params(b + "mlp.gelu");
+      engine::quantize_u8(mlp_.data(), g_.data(), rows * hidden, gp.scale[0], gp.zero_point[0]);
+      stage(b + "mlp.gelu", g_.data(), rows, hidden);
+      k.fc2.forward_u8(g_.data(), rows, zero(gp), h_.data(), zero(qs_.params(b + "mlp.fc2")), acc_.data());
+      stage(b + "mlp.fc2", h_.data(), rows, D);
+      k.add2.forward(x_.data(), h_.data(), 0, x_.data(), rows);
+      stage(k.next, x_.data(), rows, D);
+    }
+
+    // Final LayerNorm (per token: only the class tokens matter) and the classifier.
+    const int64_t ln_rows = hook_ ? rows : B;
+    if (!hook_)
+      for (int64_t b = 0; b < B; ++b) std::memcpy(g_.data() + b * D, x_.data() + b * N * D, D);
+    norm_.forward(hook_ ? x_.data() : g_.data(), h_.data(), ln_rows);
+    stage("norm.out", h_.data(), ln_rows, D);
+    if (hook_)
+      for (int64_t b = 1; b < B; ++b) std::memmove(h_.data() + b * D, h_.data() + b * N * D, D);
+    Tensor logits({B, c.num_classes});
+    head_.forward_f32(h_.data(), B, norm_.out_zero, logits.f32(), acc_.data());
+    const QuantParams& hp = qs_.params("head.out");
+    std::vector<uint8_t> hq(static_cast<size_t>(B * c.num_classes));
+    engine::quantize_u8(logits.f32(), hq.data(), B * c.num_classes, hp.scale[0], hp.zero_point[0]);
+    stage("head.out", hq.data(), B, c.num_classes);
+    for (int64_t i = 0; i < B * c.num_classes; ++i)
+      logits.f32()[i] = (static_cast<float>(hq[i]) - hp.zero_point[0]) * hp.scale[0];
+    return logits;
+  }
+
+ private:
+  struct Block {
+    IntLayerNorm norm1, norm2;
+    IntLinear qkv, proj, fc1, fc2;
+    IntAttention attn;
+    IntAdd add1, add2;
+    std::string next;  // the quantizer after add2
+  };
+
+  static int32_t zero(const QuantParams& p) { return static_cast<int32_t>(p.zero_point.at(0)); }
+
+  const void* sec(const std::string& name, DType dt, const Shape& shape) {
+    const QvitSection& s = file_.section(name);
+    if (s.dtype != dt || s.shape != shape || s.bits != 8 * int(dtype_size(dt)))
+      fail("engine", "{}: tensor '{}' is {} {}, expected {} {}", file_.path(), name, dtype_name(s.dtype),
+           shape_str(s.shape), dtype_name(dt), shape_str(shape));
+    return s.data;
+  }
+
+  IntLinear linear(const std::string& name, int64_t N, int64_t K, bool u8_out) {
+    IntLinear l;
+    l.N = N;
+    l.K = K;
+    const QvitSection& ws = file_.section(name + ".weight");
+    if (ws.dtype != DType::i8 || ws.shape != Shape{N, K})
+      fail("engine", "{}: tensor '{}.weight' is {} {}, expected i8 [{},{}]", file_.path(), name,
+           dtype_name(ws.dtype), shape_str(ws.shape), N, K);
+    if (ws.bits == 4) {
+      owned_.push_back(file_.tensor(name + ".weight"));
+      l.w = owned_.back().data<int8_t>();
+    } else {
+      l.w = static_cast<const int8_t*>(ws.data);
+    }
+    l.bias_q = static_cast<const int32_t*>(sec(name + ".bias", DType::i32, {N}));
+    if (u8_out) {
+      const auto* m = static_cast<const int32_t*>(sec(name + ".mult", DType::i32, {N}));
+      const auto* s = static_cast<const int32_t*>(sec(name + ".shift", DType::i32, {N}));
+      for (int64_t n = 0; n < N; ++n) {
+        if (m[n] < 0 || s[n] < 0 || s[n] > 62)
+          fail("engine", "{}: '{}.shift' channel {}: bad multiplier", file_.path(), name, n);
+        l.mult.push_back({m[n], s[n]});
+      }
+    } else {
+      const auto* d = static_cast<const float*>(sec(name + ".deq", DType::f32, {N}));
+      l.deq.assign(d, d + N);
+    }
+    l.init_sums();
+    return l;
+  }
+
+  IntLayerNorm norm(const std::string& name) {
+    IntLayerNorm n;
+    n.C = cfg_.dim;
+    const auto* g = static_cast<const float*>(sec(name + ".weight", DType::f32, {n.C}));
+    const auto* b = static_cast<const float*>(sec(name + ".bias", DType::f32, {n.C}));
+    n.init(qs_.params(name + ".in"), g, b, qs_.params(name + ".out"));
+    return n;
+  }
+
+  void stage(const std::string& name, uint8_t* codes, int64_t rows, int64_t C) {
+    if (!hook_) return;
+    const QuantParams& p = qs_.params(name);
+    hook_(StageView{name, codes, rows, C, p.scale.data(), static_cast<int64_t>(p.scale.size()), zero(p)});
+  }
+
+  void ensure(int64_t B) {
+    if (B <= ws_batch_) return;
+    const int64_t D = cfg_.dim, rows = B * N_, hidden = int64_t(cfg_.mlp_ratio) * D;
+    patches_.assign(static_cast<size_t>(B * np_ * patch_.K), 0.0f);
+    pcodes_.assign(patches_.size(), 0);
+    acc_.assign(static_cast<size_t>(std::max(rows * hidden, B * int64_t(cfg_.num_classes))), 0);
+    tok_.assign(static_cast<size_t>(rows * D), 0);
+    x_.assign(tok_.size(), 0);
+    h_.assign(tok_.size(), 0);
+    qkv_.assign(static_cast<size_t>(rows * 3 * D), 0);
+    lc_.assign(static_cast<size_t>(B * H_ * N_ * N_), 0);
+    mlp_.assign(static_cast<size_t>(rows * hidden), 0.0f);
+    g_.assign(static_cast<size_t>(rows * hidden), 0);
+    ws_batch_ = B;
+  }
+
+  void prepare_weights() override {}
+
+  QvitFile file_;
+  QuantSession qs_;
+  int64_t np_ = 0, N_ = 0, H_ = 0;
+  float s_in_ = 0, z_in_ = 0;
+  IntLinear patch_, head_;
+  uint8_t tok_lut_[256] = {};
+  const uint8_t* cls_q_ = nullptr;
+  const uint8_t* pos_q_ = nullptr;
+  IntAdd add_embed_;
+  std::vector<Block> blocks_;
+  IntLayerNorm norm_;
+  std::vector<Tensor> owned_;  // unpacked int4 weights
+  StageHook hook_;
+  int64_t ws_batch_ = 0;
+  std::vector<float> patches_, mlp_;
+  std::vector<uint8_t> pcodes_, tok_, x_, h_, qkv_, lc_, g_;
+  std::vector<int32_t> acc_;
+};
+
+}  // namespace
+
+std::unique_ptr<IntModel> load_int_model(const QvitFile& f) {
+  const nlohmann::json& m = f.meta();
+  if (m.value("format", "") != kIntModelFormat)
+    fail("engine", "{}: not an integer model file (format '{}', expected '{}')", f.path(),
+         m.value("format", ""), kIntModelFormat);
+  const int v = m.value("version", 0);
+  if (v > kIntModelVersion)
+    fail("engine", "{}: integer model version {} is newer than this qvit ({})", f.path(), v, kIntModelVersion);
+  if (v < 1) fail("engine", "{}: bad integer model version {}", f.path(), v);
+  try {
+    const ModelConfig& cfg = model_config(m.at("model").get<std::string>());
+    if (cfg.family != "vit") fail("engine", "integer engine supports vit/deit ({}: not yet)", cfg.family);
+    const nlohmann::json& mc = m.at("model_config");
+    if (mc.at("dim") != cfg.dim || mc.at("depth") != cfg.depth || mc.at("heads") != cfg.heads ||
+        mc.at("num_classes") != cfg.num_classes || mc.at("patch") != cfg.patch ||
+        mc.at("img_size") != cfg.img_size)
+      fail("engine", "{}: model_config does not match the model '{}'", f.path(), cfg.name);
+    return std::make_unique<IntVit>(cfg, f);
+  } catch (const nlohmann::json::exception& e) {
+    fail("engine", "{}: bad metadata: {}", f.path(), e.what());
+  }
+}
+
+std::unique_ptr<IntModel> load_int_model(const std::string& path) {
+  return load_int_model(QvitFile::open(path));
+}
+
+}  // namespace qvit
