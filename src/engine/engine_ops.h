@@ -3,6 +3,7 @@
 // the PTF-quantized residual stream (s_c = s_0 2^alpha_c, one z).
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
@@ -29,22 +30,34 @@ void quantize_u8(const float* x, uint8_t* q, int64_t n, float s, float z);
 
 // ---- Linear (int_linear.cpp) ------------------------------------------------------------------
 // y = x W^T + b with x uint8 (zero a_zero), W int8 [N, K] symmetric per output channel, int32 bias
-// at scale s_a s_w[n]. acc[m, n] = sum_k (x[m,k] - a_zero) w[n,k] + bias_q[n] exactly in int32.
+// at scale s_a s_w[n] 2^-kBiasFracBits. acc[m, n] = sum_k (x[m,k] - a_zero) w[n,k] exactly in int32;
+// the requantization works on v = acc 2^kBiasFracBits + bias_q (int64).
+constexpr int kBiasFracBits = 8;
 struct IntLinear {
   int64_t N = 0, K = 0;
   const int8_t* w = nullptr;      // [N, K], row-major (the file's bytes or an unpacked copy)
   const int32_t* bias_q = nullptr;
   std::vector<int32_t> row_sums;  // sum_k w[n,k]
-  // uint8 output: y = clamp(requant(acc, mult[n]) + out_zero); mult = s_a s_w[n] / s_out.
+  std::vector<int16_t> w16;       // widened copy for the scalar loop (until the packed GEMM)
+  // uint8 output: y = clamp(requant(v, mult[n]) + out_zero); mult = s_a s_w[n] 2^-8 / s_out (the
+  // file stores the multiplier of acc; the loader adds kBiasFracBits to its shift).
   std::vector<Mult> mult;
-  // float output: y = acc * deq[n] (deq = s_a s_w[n]); for the steps that stay float.
+  // float output: y = (acc + bias_q 2^-8) * deq[n] (deq = s_a s_w[n]), in double, rounded once.
   std::vector<float> deq;
   void init_sums();
+  int64_t biased(int32_t acc, int64_t n) const { return (int64_t{acc} << kBiasFracBits) + bias_q[n]; }
+  float real(int32_t acc, int64_t n) const {
+    return static_cast<float>((double(acc) + std::ldexp(double(bias_q[n]), -kBiasFracBits)) * deq[n]);
+  }
   // acc [M, N] (row stride N), parallel over rows.
   void accumulate(const uint8_t* x, int64_t M, int32_t a_zero, int32_t* acc) const;
   void forward_u8(const uint8_t* x, int64_t M, int32_t a_zero, uint8_t* y, int32_t out_zero,
                   int32_t* acc) const;
   void forward_f32(const uint8_t* x, int64_t M, int32_t a_zero, float* y, int32_t* acc) const;
+  // GELU output codes through `lut` (fc1); lut_mult[n] = deq[n] / lut.s_f.
+  std::vector<Mult> lut_mult;
+  void forward_lut(const uint8_t* x, int64_t M, int32_t a_zero, uint8_t* y, const struct GeluLut& lut,
+                   int32_t* acc) const;
 };
 
 // ---- Integer LayerNorm on PTF codes (int_ln_codes.cpp) ---------------------------------------
@@ -81,9 +94,16 @@ struct IntAdd {
 // ---- Attention (int_attention.cpp) ---------------------------------------------------------------
 // LIS constants for a logits scale S (I-BERT integer exp on t = code - max code in [-255, 0]).
 struct IntLis {
-  std::vector<int64_t> e;  // e[d] for t = -d, d in [0, 255]: exact integer exp values
-  std::vector<float> e_f;  // the same as floats (exact)
-  void init(float S, int64_t max_cols);
+  // e_ij depends only on (max code of the row, code): e of row max m is slices[slice_of[m]][c].
+  // The simulation computes t = x / S - max x / S in float32 on x = (c - z) S, which is not always
+  // an integer (x / S can miss c - z by an ulp); the tables reproduce those values exactly. Slice
+  // 0 holds exact-integer t = c - m (shared), other slices only the row maxima where some t is
+  // not an integer.
+  std::vector<std::vector<int64_t>> e;  // per slice: 256 values indexed by code (c <= m used)
+  std::vector<std::vector<float>> e_f;  // the same as floats (exact)
+  std::vector<int32_t> base_off;        // slice 0 is indexed by 255 - m + c
+  std::vector<int32_t> slice_of;        // per row max m: 0 = slice 0 with offset
+  void init(float S, float zero, int64_t max_cols);
   // Codes 0..15, 16 = zero, for one row of logit codes.
   void row(const uint8_t* logit_codes, uint8_t* codes, int64_t cols) const;
 };
@@ -101,6 +121,26 @@ struct IntAttention {
   // logits codes -> LIS codes -> context codes ctx [B*N, D] (parallel over (b, h)).
   void context(const uint8_t* qkv, const uint8_t* logit_codes, uint8_t* ctx, int64_t B,
                int64_t N) const;
+};
+
+}  // namespace qvit::engine
+
+namespace qvit::engine {
+
+// ---- GELU through a table (int_gelu.cpp) --------------------------------------------------------
+// FQ-ViT has no quantizer between fc1 and GELU; the engine requantizes fc1's accumulator to a fine
+// grid u = round(acc s_a s_w[n] / s_f) (dyadic, per channel) with s_f = s_gelu / 2^j, and looks the
+// GELU output code up in a table over u in [u_lo, u_hi] (at most 2^16 entries; beyond the range
+// the code is constant: GELU(x < -8) rounds to the zero point, above u_hi the code is 255).
+// table[u - u_lo] = clamp(round(gelu(u s_f) / s_gelu + z_gelu)) with the reference GELU.
+// Cells whose code is not constant over [u - 1/2, u + 1/2] s_f (about 1 in 64) are marked -1 and
+// computed exactly from the float input with the reference GELU (deterministic, path-independent).
+struct GeluLut {
+  float s_f = 0, s_gelu = 0, z_gelu = 0;
+  int32_t u_lo = 0, u_hi = 0;
+  std::vector<int16_t> table;
+  void init(float s_gelu, float z_gelu);
+  uint8_t exact(float x) const;  // the code of gelu(x)
 };
 
 }  // namespace qvit::engine

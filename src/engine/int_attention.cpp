@@ -1,8 +1,9 @@
 // Integer attention of the FQ-ViT configuration (LIS), per (image, head):
 //   logits: acc_ij = sum_d (q_id - z)(k_jd - z) exactly (int32); logit code
 //           l_ij = clamp(requant(acc_ij, s_qkv^2 / sqrt(Dh) / S) + z_l)      (S: logits scale)
-//   LIS:    t_ij = l_ij - max_j l_ij in [-255, 0]; e_ij = E[-t_ij], a 256-entry table of I-BERT's
-//           integer exp built with the simulation's arithmetic (lis.cpp); sum_i = exact int64
+//   LIS:    t_ij = l_ij - max_j l_ij in [-255, 0]; e_ij = E[max][l_ij], tables of I-BERT's
+//           integer exp built with the simulation's arithmetic (lis.cpp, including its float
+//           rounding of x / S, see IntLis); sum_i = exact int64
 //           sum; v = round(float(sum_i) / e_ij) and the 4-bit code as in lis.cpp (this division
 //           is the one float operation per probability, as in FQ-ViT; codes are bit-identical to
 //           the simulation's for the same logit codes); code 16 = probability 0.
@@ -19,46 +20,81 @@
 
 namespace qvit::engine {
 
-void IntLis::init(float S, int64_t max_cols) {
-  if (!(S > 0.0f) || !std::isfinite(S)) fail("engine", "LIS: logits scale must be > 0, got {}", S);
-  const float inv_s = 1.0f / S;
-  const float inv_s2 = 1.0f / (S * S);
-  const float x0 = std::floor(static_cast<float>(-0.6931) * inv_s);
-  const float b_int = std::floor(static_cast<float>(0.96963238 / 0.35815147) * inv_s);
-  const float c_int = std::floor(static_cast<float>(1.0 / 0.35815147) * inv_s2);
-  const float t_min = 30.0f * x0;
-  e.assign(256, 0);
-  e_f.assign(256, 0.0f);
-  const double limit = std::ldexp(1.0, 62) / static_cast<double>(std::max<int64_t>(max_cols, 1));
-  for (int d = 0; d < 256; ++d) {
-    float t = -static_cast<float>(d);
+namespace {
+
+// The simulation's integer exp of one float t (lis.cpp), as an integral float.
+struct LisFloat {
+  float x0, b_int, c_int, t_min;
+  float e(float t) const {
     t = t < t_min ? t_min : t;
     const float q = static_cast<float>(static_cast<int>(t / x0));
     const float rem = t - x0 * q;
     float poly = rem + b_int;
     poly = rem * poly;
     poly = poly + c_int;
-    const float v = std::max(std::floor(poly * std::ldexp(1.0f, 30 - static_cast<int>(q))), 0.0f);
+    return std::max(std::floor(poly * std::ldexp(1.0f, 30 - static_cast<int>(q))), 0.0f);
+  }
+};
+
+}  // namespace
+
+void IntLis::init(float S, float zero, int64_t max_cols) {
+  if (!(S > 0.0f) || !std::isfinite(S)) fail("engine", "LIS: logits scale must be > 0, got {}", S);
+  const float inv_s = 1.0f / S;
+  const float inv_s2 = 1.0f / (S * S);
+  LisFloat k;
+  k.x0 = std::floor(static_cast<float>(-0.6931) * inv_s);
+  k.b_int = std::floor(static_cast<float>(0.96963238 / 0.35815147) * inv_s);
+  k.c_int = std::floor(static_cast<float>(1.0 / 0.35815147) * inv_s2);
+  k.t_min = 30.0f * k.x0;
+  const double limit = std::ldexp(1.0, 62) / static_cast<double>(std::max<int64_t>(max_cols, 1));
+  auto check = [&](float v) {
     if (!(v < limit))
-      fail("engine", "LIS: integer exp value {} too large for {} columns (logits scale {})", v,
-           max_cols, S);
-    e_f[d] = v;
-    e[d] = static_cast<int64_t>(v);
+      fail("engine", "LIS: integer exp value {} too large for {} columns (logits scale {})", v, max_cols, S);
+    return v;
+  };
+  // Slice 0: exact integer t = -d, stored at index 255 - d.
+  e.assign(1, std::vector<int64_t>(256));
+  e_f.assign(1, std::vector<float>(256));
+  for (int d = 0; d < 256; ++d) {
+    const float v = check(k.e(-static_cast<float>(d)));
+    e_f[0][255 - d] = v;
+    e[0][255 - d] = static_cast<int64_t>(v);
+  }
+  // x / S of every code, as the simulation computes it.
+  float r[256];
+  for (int c = 0; c < 256; ++c) r[c] = ((static_cast<float>(c) - zero) * S) / S;
+  slice_of.assign(256, 0);
+  for (int m = 0; m < 256; ++m) {
+    std::vector<float> vf(256, 0.0f);
+    bool differs = false;
+    for (int c = 0; c <= m; ++c) {
+      vf[c] = check(k.e(r[c] - r[m]));
+      differs |= vf[c] != e_f[0][255 - m + c];
+    }
+    if (!differs) continue;
+    slice_of[m] = static_cast<int32_t>(e.size());
+    std::vector<int64_t> vi(256, 0);
+    for (int c = 0; c <= m; ++c) vi[c] = static_cast<int64_t>(vf[c]);
+    e.push_back(std::move(vi));
+    e_f.push_back(std::move(vf));
   }
 }
 
 void IntLis::row(const uint8_t* l, uint8_t* codes, int64_t cols) const {
   uint8_t mx = 0;
   for (int64_t j = 0; j < cols; ++j) mx = std::max(mx, l[j]);
+  const int32_t sl = slice_of[mx];
+  const int64_t* ei = sl ? e[sl].data() : e[0].data() + (255 - mx);
+  const float* ef = sl ? e_f[sl].data() : e_f[0].data() + (255 - mx);
   int64_t sum = 0;
-  for (int64_t j = 0; j < cols; ++j) sum += e[mx - l[j]];
+  for (int64_t j = 0; j < cols; ++j) sum += ei[l[j]];
   if (sum == 0) {
     std::fill(codes, codes + cols, kLisZeroCode);
     return;
   }
   const float sum_f = static_cast<float>(sum);
-  for (int64_t j = 0; j < cols; ++j)
-    codes[j] = quant_detail::lis_code(std::nearbyint(sum_f / e_f[mx - l[j]]));
+  for (int64_t j = 0; j < cols; ++j) codes[j] = quant_detail::lis_code(std::nearbyint(sum_f / ef[l[j]]));
 }
 
 void IntAttention::logits(const uint8_t* qkv, uint8_t* lc, int64_t B, int64_t N) const {

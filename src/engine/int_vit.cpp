@@ -57,6 +57,10 @@ class IntVit final : public IntModel {
       k.qkv = linear(b + "attn.qkv", 3 * D, D, true);
       k.proj = linear(b + "attn.proj", D, D, true);
       k.fc1 = linear(b + "mlp.fc1", hidden, D, false);
+      const QuantParams& gp = qs_.params(b + "mlp.gelu");
+      k.gelu.init(gp.scale[0], gp.zero_point[0]);
+      for (int64_t n = 0; n < hidden; ++n)
+        k.fc1.lut_mult.push_back(engine::mult_from_real(std::ldexp(double(k.fc1.deq[n]) / k.gelu.s_f, -engine::kBiasFracBits)));
       k.fc2 = linear(b + "mlp.fc2", D, hidden, true);
       const QuantParams& qkv = qs_.params(b + "attn.qkv");
       const QuantParams& lg = qs_.params(b + "attn.logits");
@@ -67,7 +71,7 @@ class IntVit final : public IntModel {
       const double scale = 1.0f / std::sqrt(static_cast<float>(D / H_));
       k.attn.logit_mult = engine::mult_from_real(double(qkv.scale[0]) * qkv.scale[0] * scale / lg.scale[0]);
       k.attn.logit_zero = zero(lg);
-      k.attn.lis.init(lg.scale[0], N_);
+      k.attn.lis.init(lg.scale[0], lg.zero_point[0], N_);
       k.attn.ctx_mult = engine::mult_from_real(std::ldexp(double(qkv.scale[0]), -15) / cx.scale[0]);
       k.attn.ctx_zero = zero(cx);
       const QuantParams& n1 = qs_.params(b + "norm1.in");
@@ -95,7 +99,7 @@ class IntVit final : public IntModel {
       fail("engine", "{}: input has shape {}, expected [B,{},{},{}]", c.name, shape_str(images.shape()),
            c.in_chans, c.img_size, c.img_size);
     const int64_t B = images.dim(0), D = c.dim, N = N_, rows = B * N;
-    const int64_t hidden = int64_t(c.mlp_ratio) * D, K0 = patch_.K;
+    const int64_t K0 = patch_.K;
     ensure(B);
     // Patch embedding on the quantized image.
     im2patch_f32(images.f32(), patches_.data(), B, c.in_chans, c.img_size, c.img_size, c.patch);
@@ -137,11 +141,9 @@ class IntVit final : public IntModel {
       stage(b + "norm2.in", x_.data(), rows, D);
       k.norm2.forward(x_.data(), h_.data(), rows);
       stage(b + "norm2.out", h_.data(), rows, D);
-      k.fc1.forward_f32(h_.data(), rows, k.norm2.out_zero, mlp_.data(), acc_.data());
-      gelu_f32(mlp_.data(), mlp_.data(), rows * hidden);
+      k.fc1.forward_lut(h_.data(), rows, k.norm2.out_zero, g_.data(), k.gelu, acc_.data());
       const QuantParams& gp = qs_.params(b + "mlp.gelu");
-      engine::quantize_u8(mlp_.data(), g_.data(), rows * hidden, gp.scale[0], gp.zero_point[0]);
-      stage(b + "mlp.gelu", g_.data(), rows, hidden);
+      stage(b + "mlp.gelu", g_.data(), rows, int64_t(c.mlp_ratio) * D);
       k.fc2.forward_u8(g_.data(), rows, zero(gp), h_.data(), zero(qs_.params(b + "mlp.fc2")), acc_.data());
       stage(b + "mlp.fc2", h_.data(), rows, D);
       k.add2.forward(x_.data(), h_.data(), 0, x_.data(), rows);
@@ -172,6 +174,7 @@ class IntVit final : public IntModel {
     IntLayerNorm norm1, norm2;
     IntLinear qkv, proj, fc1, fc2;
     IntAttention attn;
+    engine::GeluLut gelu;
     IntAdd add1, add2;
     std::string next;  // the quantizer after add2
   };
@@ -205,9 +208,9 @@ class IntVit final : public IntModel {
       const auto* m = static_cast<const int32_t*>(sec(name + ".mult", DType::i32, {N}));
       const auto* s = static_cast<const int32_t*>(sec(name + ".shift", DType::i32, {N}));
       for (int64_t n = 0; n < N; ++n) {
-        if (m[n] < 0 || s[n] < 0 || s[n] > 62)
+        if (m[n] < 0 || s[n] < 0 || s[n] > 62 - engine::kBiasFracBits)
           fail("engine", "{}: '{}.shift' channel {}: bad multiplier", file_.path(), name, n);
-        l.mult.push_back({m[n], s[n]});
+        l.mult.push_back({m[n], s[n] + engine::kBiasFracBits});
       }
     } else {
       const auto* d = static_cast<const float*>(sec(name + ".deq", DType::f32, {N}));
@@ -243,7 +246,6 @@ class IntVit final : public IntModel {
     h_.assign(tok_.size(), 0);
     qkv_.assign(static_cast<size_t>(rows * 3 * D), 0);
     lc_.assign(static_cast<size_t>(B * H_ * N_ * N_), 0);
-    mlp_.assign(static_cast<size_t>(rows * hidden), 0.0f);
     g_.assign(static_cast<size_t>(rows * hidden), 0);
     ws_batch_ = B;
   }
@@ -264,7 +266,7 @@ class IntVit final : public IntModel {
   std::vector<Tensor> owned_;  // unpacked int4 weights
   StageHook hook_;
   int64_t ws_batch_ = 0;
-  std::vector<float> patches_, mlp_;
+  std::vector<float> patches_;
   std::vector<uint8_t> pcodes_, tok_, x_, h_, qkv_, lc_, g_;
   std::vector<int32_t> acc_;
 };
