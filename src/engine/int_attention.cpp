@@ -15,6 +15,7 @@
 
 #include "engine/engine_ops.h"
 #include "qvit/error.h"
+#include "qvit/kernels.h"
 #include "qvit/parallel.h"
 #include "quant/observer_impl.h"
 
@@ -97,22 +98,41 @@ void IntLis::row(const uint8_t* l, uint8_t* codes, int64_t cols) const {
   for (int64_t j = 0; j < cols; ++j) codes[j] = quant_detail::lis_code(std::nearbyint(sum_f / ef[l[j]]));
 }
 
+void dot4_s16_avx2(const int16_t* x0, const int16_t* x1, const int16_t* x2, const int16_t* x3,
+                   const int16_t* w, int64_t K, int32_t* out);
+void shift_add_avx2(const int32_t* v, int64_t Dh, const uint8_t* codes, int64_t N, int32_t* acc);
+
+namespace {
+constexpr int64_t kRowBlock = 32;  // query rows per task
+}
+
 void IntAttention::logits(const uint8_t* qkv, uint8_t* lc, int64_t B, int64_t N) const {
-  const int64_t D = H * Dh, ld = 3 * D;
-  parallel_for(B * H, 1, [&](int64_t p0, int64_t p1) {
-    std::vector<int16_t> q(static_cast<size_t>(N * Dh)), k(static_cast<size_t>(N * Dh));
+  const int64_t D = H * Dh, ld = 3 * D, blocks = (N + kRowBlock - 1) / kRowBlock;
+  const bool avx2 = kernel_path() == KernelPath::avx2;
+  parallel_for(B * H * blocks, 1, [&](int64_t p0, int64_t p1) {
+    std::vector<int16_t> q(static_cast<size_t>(kRowBlock * Dh)), k(static_cast<size_t>((N + 3) * Dh), 0);
     for (int64_t p = p0; p < p1; ++p) {
-      const int64_t b = p / H, h = p % H;
-      for (int64_t i = 0; i < N; ++i)
-        for (int64_t d = 0; d < Dh; ++d) {
-          const uint8_t* row = qkv + (b * N + i) * ld + h * Dh + d;
-          q[i * Dh + d] = static_cast<int16_t>(row[0] - qkv_zero);
-          k[i * Dh + d] = static_cast<int16_t>(row[D] - qkv_zero);
+      const int64_t bh = p / blocks, i0 = (p % blocks) * kRowBlock, i1 = std::min(N, i0 + kRowBlock);
+      const int64_t b = bh / H, h = bh % H;
+      for (int64_t j = 0; j < N; ++j)
+        for (int64_t d = 0; d < Dh; ++d)
+          k[j * Dh + d] = static_cast<int16_t>(qkv[(b * N + j) * ld + D + h * Dh + d] - qkv_zero);
+      for (int64_t i = i0; i < i1; ++i)
+        for (int64_t d = 0; d < Dh; ++d)
+          q[(i - i0) * Dh + d] = static_cast<int16_t>(qkv[(b * N + i) * ld + h * Dh + d] - qkv_zero);
+      uint8_t* out = lc + bh * N * N;
+      for (int64_t i = i0; i < i1; ++i) {
+        const int16_t* qi = q.data() + (i - i0) * Dh;
+        int64_t j = 0;
+        if (avx2) {
+          for (; j + 4 <= N; j += 4) {
+            int32_t s[4];
+            const int16_t* kj = k.data() + j * Dh;
+            dot4_s16_avx2(kj, kj + Dh, kj + 2 * Dh, kj + 3 * Dh, qi, Dh, s);
+            for (int t = 0; t < 4; ++t) out[i * N + j + t] = clamp_u8(apply_mult(s[t], logit_mult) + logit_zero);
+          }
         }
-      uint8_t* out = lc + p * N * N;
-      for (int64_t i = 0; i < N; ++i) {
-        const int16_t* qi = q.data() + i * Dh;
-        for (int64_t j = 0; j < N; ++j) {
+        for (; j < N; ++j) {
           const int16_t* kj = k.data() + j * Dh;
           int32_t s = 0;
           for (int64_t d = 0; d < Dh; ++d) s += int32_t(qi[d]) * kj[d];
@@ -125,24 +145,30 @@ void IntAttention::logits(const uint8_t* qkv, uint8_t* lc, int64_t B, int64_t N)
 
 void IntAttention::context(const uint8_t* qkv, const uint8_t* lc, uint8_t* ctx, int64_t B,
                            int64_t N) const {
-  const int64_t D = H * Dh, ld = 3 * D;
-  parallel_for(B * H, 1, [&](int64_t p0, int64_t p1) {
+  const int64_t D = H * Dh, ld = 3 * D, blocks = (N + kRowBlock - 1) / kRowBlock;
+  const bool avx2 = kernel_path() == KernelPath::avx2 && Dh % 8 == 0 && Dh <= 128;
+  parallel_for(B * H * blocks, 1, [&](int64_t p0, int64_t p1) {
     std::vector<int32_t> v(static_cast<size_t>(N * Dh)), acc(static_cast<size_t>(Dh));
     std::vector<uint8_t> codes(static_cast<size_t>(N));
     for (int64_t p = p0; p < p1; ++p) {
-      const int64_t b = p / H, h = p % H;
+      const int64_t bh = p / blocks, i0 = (p % blocks) * kRowBlock, i1 = std::min(N, i0 + kRowBlock);
+      const int64_t b = bh / H, h = bh % H;
       for (int64_t j = 0; j < N; ++j)
         for (int64_t d = 0; d < Dh; ++d)
           v[j * Dh + d] = qkv[(b * N + j) * ld + 2 * D + h * Dh + d] - qkv_zero;
-      for (int64_t i = 0; i < N; ++i) {
-        lis.row(lc + (p * N + i) * N, codes.data(), N);
-        std::fill(acc.begin(), acc.end(), 0);
-        for (int64_t j = 0; j < N; ++j) {
-          const int c = codes[j];
-          if (c >= kLisZeroCode) continue;
-          const int sh = 15 - c;
-          const int32_t* vj = v.data() + j * Dh;
-          for (int64_t d = 0; d < Dh; ++d) acc[d] += vj[d] << sh;
+      for (int64_t i = i0; i < i1; ++i) {
+        lis.row(lc + (bh * N + i) * N, codes.data(), N);
+        if (avx2) {
+          shift_add_avx2(v.data(), Dh, codes.data(), N, acc.data());
+        } else {
+          std::fill(acc.begin(), acc.end(), 0);
+          for (int64_t j = 0; j < N; ++j) {
+            const int c = codes[j];
+            if (c >= kLisZeroCode) continue;
+            const int sh = 15 - c;
+            const int32_t* vj = v.data() + j * Dh;
+            for (int64_t d = 0; d < Dh; ++d) acc[d] += vj[d] << sh;
+          }
         }
         uint8_t* out = ctx + (b * N + i) * D + h * Dh;
         for (int64_t d = 0; d < Dh; ++d) out[d] = clamp_u8(apply_mult(acc[d], ctx_mult) + ctx_zero);

@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "commands.h"
+#include "qvit/engine.h"
 #include "qvit/error.h"
 #include "qvit/io.h"
 #include "qvit/model.h"
@@ -18,7 +19,7 @@ namespace qvit::cli {
 namespace {
 
 struct BenchArgs {
-  std::string model, weights = "random:0", json, qparams;
+  std::string model, weights = "random:0", json, qparams, engine = "float", qmodel;
   int batch = 1, threads = 0, iters = 20, warmup = 3;
   double min_seconds = 0;
 };
@@ -73,8 +74,18 @@ int run_bench_sim(const BenchArgs& a) {
 int run_bench(const BenchArgs& a) {
   set_num_threads(a.threads);
   if (!a.qparams.empty()) return run_bench_sim(a);
-  set_num_threads(a.threads);
-  auto model = load_model(a.model, a.weights);
+  std::unique_ptr<Model> model;
+  if (a.engine == "int") {
+    if (a.qmodel.empty()) fail("cli", "--engine int needs --qmodel FILE");
+    model = load_int_model(a.qmodel);
+    if (!a.model.empty() && model_config(a.model).name != model->config().name)
+      fail("cli", "--model {} but {} holds {}", a.model, a.qmodel, model->config().name);
+  } else if (a.engine == "float") {
+    if (a.model.empty()) fail("cli", "--model is required");
+    model = load_model(a.model, a.weights);
+  } else {
+    fail("cli", "--engine must be float or int, got '{}'", a.engine);
+  }
   const ModelConfig& cfg = model->config();
   Tensor x = synthetic_input({a.batch, cfg.in_chans, cfg.img_size, cfg.img_size}, 1);
   for (int i = 0; i < a.warmup; ++i) model->forward(x);
@@ -98,6 +109,7 @@ int run_bench(const BenchArgs& a) {
               sorted.back(), sorted.size());
   if (!a.json.empty()) {
     nlohmann::json j = {{"model", cfg.name},        {"batch", a.batch},
+                        {"engine", a.engine},
                         {"threads", num_threads()}, {"median_ms", median},
                         {"images_per_second", ips}, {"runs_ms", ms}};
     write_file_atomic(a.json, j.dump(1) + "\n");
@@ -110,7 +122,10 @@ int run_bench(const BenchArgs& a) {
 Command add_bench_command(CLI::App& app) {
   auto args = std::make_shared<BenchArgs>();
   CLI::App* sub = app.add_subcommand("bench", "Time the forward pass (median of repeated runs)");
-  sub->add_option("--model", args->model, "Model name")->required();
+  sub->add_option("--model", args->model, "Model name (optional with --engine int)");
+  sub->add_option("--engine", args->engine, "float or int (an integer model, --qmodel)")
+      ->capture_default_str();
+  sub->add_option("--qmodel", args->qmodel, "With --engine int: the .qvit file (qvit convert)");
   sub->add_option("--weights", args->weights, "Weights file or random:SEED")->capture_default_str();
   sub->add_option("--batch", args->batch, "Batch size")->capture_default_str()->check(CLI::Range(1, 4096));
   sub->add_option("--threads", args->threads, "Compute threads (0 = all cores)")
