@@ -1,0 +1,52 @@
+// Integer kernels for the integer engine: int8 GEMM with exact int32 accumulation.
+//
+// Arithmetic (normative): activations are uint8 codes a with a per-tensor zero point z_a,
+// weights are int8 codes w (symmetric, per output channel, any value in [-128, 127]);
+//   acc[m, n] = sum_k (a[m, k] - z_a) * w[n, k]          exactly, in int32.
+// |a - z_a| <= 255 and |w| <= 128, so each product fits int16 x int16 and every term of the
+// sum is exact; the caller guarantees K * 255 * 128 < 2^31 (K <= 65793), checked.
+//
+// Scheme on AVX2 without VNNI: `vpmaddubsw` (u8 x s8) adds pairs of products in *saturating*
+// int16 — 255 * 127 * 2 overflows — so qvit does not use it. The activations are widened once
+// per call to int16 with the zero point subtracted, the weights are packed once to int16, and
+// `vpmaddwd` (int16 x int16, pairs added into int32, exact for these ranges) does the products.
+// Same result as the scalar reference for every input, bit for bit (tested, including the
+// all-255 x all-(-128) case that breaks vpmaddubsw).
+//
+// Each kernel has a scalar `_ref` twin; the dispatching entry point uses kernel_path()
+// (QVIT_KERNELS=ref|avx2, include/qvit/kernels.h). Results do not depend on the thread count.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace qvit {
+
+// Linear-layer weights int8 [N, K], packed once for qgemm_u8s8s32: int16 panels of 16 output
+// channels x pairs of k (N padded to 16, K to 2 with zeros). Also keeps the per-row sums.
+class QWeight {
+ public:
+  QWeight() = default;
+  static QWeight pack(const int8_t* w, int64_t N, int64_t K);
+  int64_t n() const { return N_; }
+  int64_t k() const { return K_; }
+  const int32_t* row_sums() const { return row_sums_.data(); }  // sum_k w[n, k]
+  const int8_t* raw() const { return raw_.data(); }              // the original [N, K] codes
+  const int16_t* panels() const { return panels_.data(); }
+  int64_t k_pairs() const { return (K_ + 1) / 2; }
+
+ private:
+  int64_t N_ = 0, K_ = 0;
+  std::vector<int8_t> raw_;
+  std::vector<int16_t> panels_;  // [ceil(N/16)][k_pairs][16][2]
+  std::vector<int32_t> row_sums_;
+};
+
+// acc[m * ldacc + n] = sum_k (a[m * lda + k] - a_zero) * w[n, k], for m < M, n < N. Parallel.
+void qgemm_u8s8s32(const uint8_t* a, int64_t M, int64_t lda, int32_t a_zero, const QWeight& w,
+                   int32_t* acc, int64_t ldacc);
+// The scalar reference (single-threaded, int64 sums checked to fit int32).
+void qgemm_u8s8s32_ref(const uint8_t* a, int64_t M, int64_t lda, int32_t a_zero, const int8_t* w,
+                       int64_t N, int64_t K, int32_t* acc, int64_t ldacc);
+
+}  // namespace qvit

@@ -1,0 +1,116 @@
+// int8 GEMM (see include/qvit/qkernels.h for the arithmetic and the saturation-free scheme):
+// weight packing, the scalar reference, and the blocked, threaded driver around the AVX2
+// micro-kernel (src/qkernels/qgemm_avx2.cpp).
+#include <algorithm>
+#include <cstring>
+
+#include "qkernels/qgemm_internal.h"
+#include "qvit/error.h"
+#include "qvit/kernels.h"
+#include "qvit/parallel.h"
+#include "qvit/qkernels.h"
+
+namespace qvit {
+
+using qkernels_detail::kMicroRows;
+using qkernels_detail::kPanelCols;
+
+namespace {
+
+constexpr int64_t kMaxK = 65793;  // K * 255 * 128 < 2^31
+
+void check_args(const char* fn, int64_t M, int64_t lda, int32_t a_zero, int64_t N, int64_t K,
+                int64_t ldacc) {
+  if (M < 0 || N <= 0 || K <= 0 || lda < K || ldacc < N) {
+    fail("qkernels", "{}: bad shape M={} N={} K={} lda={} ldacc={}", fn, M, N, K, lda, ldacc);
+  }
+  if (K > kMaxK) fail("qkernels", "{}: K = {} exceeds {} (int32 accumulator range)", fn, K, kMaxK);
+  if (a_zero < 0 || a_zero > 255) fail("qkernels", "{}: activation zero point {} not in [0, 255]", fn, a_zero);
+}
+
+}  // namespace
+
+QWeight QWeight::pack(const int8_t* w, int64_t N, int64_t K) {
+  if (N <= 0 || K <= 0) fail("qkernels", "QWeight::pack: bad shape N={} K={}", N, K);
+  if (K > kMaxK) fail("qkernels", "QWeight::pack: K = {} exceeds {}", K, kMaxK);
+  QWeight q;
+  q.N_ = N;
+  q.K_ = K;
+  q.raw_.assign(w, w + N * K);
+  q.row_sums_.resize(static_cast<size_t>(N));
+  for (int64_t n = 0; n < N; ++n) {
+    int32_t s = 0;
+    for (int64_t k = 0; k < K; ++k) s += w[n * K + k];
+    q.row_sums_[n] = s;
+  }
+  const int64_t panels = (N + kPanelCols - 1) / kPanelCols, kp = q.k_pairs();
+  q.panels_.assign(static_cast<size_t>(panels * kp * kPanelCols * 2), 0);
+  for (int64_t n = 0; n < N; ++n) {
+    int16_t* base = q.panels_.data() + (n / kPanelCols) * kp * kPanelCols * 2 + (n % kPanelCols) * 2;
+    for (int64_t k = 0; k < K; ++k) base[(k / 2) * kPanelCols * 2 + (k % 2)] = w[n * K + k];
+  }
+  return q;
+}
+
+void qgemm_u8s8s32_ref(const uint8_t* a, int64_t M, int64_t lda, int32_t a_zero, const int8_t* w,
+                       int64_t N, int64_t K, int32_t* acc, int64_t ldacc) {
+  check_args("qgemm_u8s8s32_ref", M, lda, a_zero, N, K, ldacc);
+  for (int64_t m = 0; m < M; ++m) {
+    for (int64_t n = 0; n < N; ++n) {
+      int64_t s = 0;
+      for (int64_t k = 0; k < K; ++k) {
+        s += static_cast<int64_t>(static_cast<int32_t>(a[m * lda + k]) - a_zero) * w[n * K + k];
+      }
+      acc[m * ldacc + n] = static_cast<int32_t>(s);  // |s| <= K * 255 * 128 < 2^31
+    }
+  }
+}
+
+void qgemm_u8s8s32(const uint8_t* a, int64_t M, int64_t lda, int32_t a_zero, const QWeight& w,
+                   int32_t* acc, int64_t ldacc) {
+  const int64_t N = w.n(), K = w.k();
+  check_args("qgemm_u8s8s32", M, lda, a_zero, N, K, ldacc);
+  if (M == 0) return;
+  if (kernel_path() == KernelPath::ref) {
+    parallel_for(M, 16, [&](int64_t m0, int64_t m1) {
+      qgemm_u8s8s32_ref(a + m0 * lda, m1 - m0, lda, a_zero, w.raw(), N, K, acc + m0 * ldacc, ldacc);
+    });
+    return;
+  }
+  // Tasks: blocks of 48 rows x 64 output channels (boundaries depend on the shape only). Each
+  // task widens its rows to int16 (zero point subtracted, K even-padded) into a local buffer,
+  // then runs the 6 x 16 micro-kernel over its panels.
+  constexpr int64_t kRowBlock = 48, kColBlock = 64;
+  const int64_t kp = w.k_pairs(), lda16 = kp * 2;
+  const int64_t row_blocks = (M + kRowBlock - 1) / kRowBlock;
+  const int64_t col_blocks = (N + kColBlock - 1) / kColBlock;
+  parallel_for(row_blocks * col_blocks, 1, [&](int64_t t0, int64_t t1) {
+    std::vector<int16_t> a16(static_cast<size_t>(kRowBlock * lda16));
+    int64_t widened = -1;  // row block currently in a16
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t rb = t / col_blocks, cb = t % col_blocks;
+      const int64_t m0 = rb * kRowBlock, rows = std::min(kRowBlock, M - m0);
+      if (widened != rb) {
+        for (int64_t r = 0; r < rows; ++r) {
+          const uint8_t* src = a + (m0 + r) * lda;
+          int16_t* dst = a16.data() + r * lda16;
+          for (int64_t k = 0; k < K; ++k) dst[k] = static_cast<int16_t>(src[k] - a_zero);
+          if (K % 2) dst[K] = 0;
+        }
+        widened = rb;
+      }
+      const int64_t n0 = cb * kColBlock, n1 = std::min(N, n0 + kColBlock);
+      for (int64_t n = n0; n < n1; n += kPanelCols) {
+        const int16_t* panel = w.panels() + (n / kPanelCols) * kp * kPanelCols * 2;
+        const int cols = static_cast<int>(std::min<int64_t>(kPanelCols, N - n));
+        for (int64_t r = 0; r < rows; r += kMicroRows) {
+          const int nr = static_cast<int>(std::min<int64_t>(kMicroRows, rows - r));
+          qkernels_detail::qgemm_micro_avx2(a16.data() + r * lda16, lda16, nr, panel, kp,
+                                            acc + (m0 + r) * ldacc + n, ldacc, cols);
+        }
+      }
+    }
+  });
+}
+
+}  // namespace qvit
