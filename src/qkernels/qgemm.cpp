@@ -77,35 +77,34 @@ void qgemm_u8s8s32(const uint8_t* a, int64_t M, int64_t lda, int32_t a_zero, con
     });
     return;
   }
-  // Tasks: blocks of 48 rows x 64 output channels (boundaries depend on the shape only). Each
-  // task widens its rows to int16 (zero point subtracted, K even-padded) into a local buffer,
-  // then runs the 6 x 16 micro-kernel over its panels.
+  // 1. Widen the activations to int16 once (zero point subtracted, rows even-padded) into a
+  //    buffer owned by the calling thread and reused across calls.
+  // 2. Tasks of 48 rows x 64 output channels (boundaries depend on the shape only) run the
+  //    6 x 16 micro-kernel over their panels.
   constexpr int64_t kRowBlock = 48, kColBlock = 64;
   const int64_t kp = w.k_pairs(), lda16 = kp * 2;
+  thread_local std::vector<int16_t> a16_buf;
+  if (a16_buf.size() < static_cast<size_t>(M * lda16)) a16_buf.resize(static_cast<size_t>(M * lda16));
+  int16_t* a16 = a16_buf.data();
+  parallel_for(M, 64, [&](int64_t m0, int64_t m1) {
+    for (int64_t m = m0; m < m1; ++m) {
+      qkernels_detail::widen_u8_avx2(a + m * lda, K, a_zero, a16 + m * lda16);
+      if (K % 2) a16[m * lda16 + K] = 0;
+    }
+  });
   const int64_t row_blocks = (M + kRowBlock - 1) / kRowBlock;
   const int64_t col_blocks = (N + kColBlock - 1) / kColBlock;
   parallel_for(row_blocks * col_blocks, 1, [&](int64_t t0, int64_t t1) {
-    std::vector<int16_t> a16(static_cast<size_t>(kRowBlock * lda16));
-    int64_t widened = -1;  // row block currently in a16
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t rb = t / col_blocks, cb = t % col_blocks;
       const int64_t m0 = rb * kRowBlock, rows = std::min(kRowBlock, M - m0);
-      if (widened != rb) {
-        for (int64_t r = 0; r < rows; ++r) {
-          const uint8_t* src = a + (m0 + r) * lda;
-          int16_t* dst = a16.data() + r * lda16;
-          for (int64_t k = 0; k < K; ++k) dst[k] = static_cast<int16_t>(src[k] - a_zero);
-          if (K % 2) dst[K] = 0;
-        }
-        widened = rb;
-      }
       const int64_t n0 = cb * kColBlock, n1 = std::min(N, n0 + kColBlock);
       for (int64_t n = n0; n < n1; n += kPanelCols) {
         const int16_t* panel = w.panels() + (n / kPanelCols) * kp * kPanelCols * 2;
         const int cols = static_cast<int>(std::min<int64_t>(kPanelCols, N - n));
         for (int64_t r = 0; r < rows; r += kMicroRows) {
           const int nr = static_cast<int>(std::min<int64_t>(kMicroRows, rows - r));
-          qkernels_detail::qgemm_micro_avx2(a16.data() + r * lda16, lda16, nr, panel, kp,
+          qkernels_detail::qgemm_micro_avx2(a16 + (m0 + r) * lda16, lda16, nr, panel, kp,
                                             acc + (m0 + r) * ldacc + n, ldacc, cols);
         }
       }

@@ -15,18 +15,21 @@ template <int R>
 void micro(const int16_t* a16, int64_t lda16, const int16_t* panel, int64_t k_pairs, int32_t* c,
            int64_t ldc, int cols) {
   __m256i acc[R][2];
+#pragma GCC unroll 6
   for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
   for (int64_t p = 0; p < k_pairs; ++p) {
     const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel + p * 32));
     const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel + p * 32 + 16));
+#pragma GCC unroll 6
     for (int r = 0; r < R; ++r) {
-      int32_t pair;
-      std::memcpy(&pair, a16 + r * lda16 + 2 * p, 4);
-      const __m256i av = _mm256_set1_epi32(pair);
+      // vpbroadcastd straight from memory: the row's two int16 activations of this k pair
+      const __m256i av = _mm256_castps_si256(
+          _mm256_broadcast_ss(reinterpret_cast<const float*>(a16 + r * lda16 + 2 * p)));
       acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(av, b0));
       acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(av, b1));
     }
   }
+#pragma GCC unroll 6
   for (int r = 0; r < R; ++r) {
     int32_t* dst = c + r * ldc;
     if (cols == 16) {
@@ -42,6 +45,16 @@ void micro(const int16_t* a16, int64_t lda16, const int16_t* panel, int64_t k_pa
 }
 
 }  // namespace
+
+void widen_u8_avx2(const uint8_t* src, int64_t K, int32_t zero, int16_t* dst) {
+  const __m256i z = _mm256_set1_epi16(static_cast<short>(zero));
+  int64_t k = 0;
+  for (; k + 16 <= K; k += 16) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + k));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + k), _mm256_sub_epi16(_mm256_cvtepu8_epi16(v), z));
+  }
+  for (; k < K; ++k) dst[k] = static_cast<int16_t>(src[k] - zero);
+}
 
 void qgemm_micro_avx2(const int16_t* a16, int64_t lda16, int rows, const int16_t* panel,
                       int64_t k_pairs, int32_t* c, int64_t ldc, int cols) {

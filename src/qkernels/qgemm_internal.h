@@ -13,4 +13,7 @@ constexpr int kMicroRows = 6;   // rows per AVX2 micro-kernel call
 void qgemm_micro_avx2(const int16_t* a16, int64_t lda16, int rows, const int16_t* panel,
                       int64_t k_pairs, int32_t* c, int64_t ldc, int cols);
 
+// dst[k] = src[k] - zero for k < K (uint8 -> int16).
+void widen_u8_avx2(const uint8_t* src, int64_t K, int32_t zero, int16_t* dst);
+
 }  // namespace qvit::qkernels_detail
