@@ -1,6 +1,8 @@
 // `qvit predict`: top-5 classes, probabilities and names of real images against PyTorch's logits
-// for the real DeiT-Tiny (tests/fixtures/vit/deit_tiny_real, tools/make_golden_vit.py), and its
-// errors.
+// for the real DeiT-Tiny (tests/fixtures/vit/deit_tiny_real, tools/make_golden_vit.py), with an
+// integer model file (--qmodel) against the engine called directly, and its errors.
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -8,6 +10,9 @@
 #include <numeric>
 
 #include "golden.h"
+#include "qvit/engine.h"
+#include "qvit/image.h"
+#include "qvit/qvit_file.h"
 #include "test_util.h"
 
 namespace qvit {
@@ -73,6 +78,69 @@ TEST(QvitPredict, MatchesPyTorchOnRealImages) {
   ASSERT_EQ(test::run_cli(args + " --top 1", &out), 0) << out;
   EXPECT_NE(out.find("  1. "), std::string::npos) << out;
   EXPECT_NE(out.find("%     0  n01440764 tench, Tinca tinca\n"), std::string::npos) << out;
+}
+
+TEST(QvitPredict, IntModelFile) {
+  QVIT_REQUIRE_DATA_PATH(weights, "models/deit_tiny_patch16_224.safetensors");
+  QVIT_REQUIRE_DATA_PATH(sample, "imagenet-sample");
+  QVIT_REQUIRE_DATA_PATH(synsets, "synset_words.txt");
+  const std::string dir = test::temp_dir(), qmodel = dir + "/m.qvit";
+  std::string out;
+  ASSERT_EQ(test::run_cli("calibrate --model deit_tiny --weights " + weights + " --calib-data " +
+                              sample + " --ptf --lis --calib-batch 4 --calib-iter 1 --threads 2 -o " +
+                              dir + "/p.json", &out), 0) << out;
+  ASSERT_EQ(test::run_cli("convert --model deit_tiny --weights " + weights + " --qparams " + dir +
+                              "/p.json -o " + qmodel, &out), 0) << out;
+  const std::vector<std::string> images = {"n01440764/n01440764_tench.JPEG",
+                                           "n02123045/n02123045_tabby.JPEG",
+                                           "n04592741/n04592741_wing.JPEG"};
+  std::string args = "predict --json --batch 2 --threads 2 --classes " + synsets;
+  for (const auto& im : images) args += " " + sample + "/" + im;
+  ASSERT_EQ(test::run_cli(args + " --qmodel " + qmodel, &out), 0) << out;
+  const json j = json::parse(out);
+
+  // The engine called directly on the same images as one batch of 3.
+  auto model = load_int_model(qmodel);
+  const ModelConfig& cfg = model->config();
+  Tensor x({3, 3, cfg.img_size, cfg.img_size});
+  for (size_t i = 0; i < images.size(); ++i)
+    preprocess_image(decode_image_file(sample + "/" + images[i]), cfg.preprocess(),
+                     x.f32() + i * 3 * cfg.img_size * cfg.img_size);
+  const Tensor logits = model->forward(x);
+  const auto lines = synset_lines(synsets);
+  ASSERT_EQ(j["images"].size(), 3u);
+  EXPECT_EQ(j["model"], cfg.name);
+  for (size_t i = 0; i < 3; ++i) {
+    const float* l = logits.f32() + 1000 * i;
+    std::vector<int> idx(1000);
+    std::iota(idx.begin(), idx.end(), 0);
+    std::stable_sort(idx.begin(), idx.end(), [&](int a, int b) { return l[a] > l[b]; });
+    for (size_t k = 0; k < 5; ++k) {
+      const json& t = j["images"][i]["top"][k];
+      EXPECT_EQ(t["index"], idx[k]) << i << " " << k;
+      EXPECT_EQ(t["logit"].get<double>(), double(l[idx[k]])) << i << " " << k;  // bit-identical
+      EXPECT_EQ(t["wnid"].get<std::string>() + " " + t["name"].get<std::string>(), lines[idx[k]]);
+    }
+  }
+
+  // Bad input: --model with --qmodel, a tampered and a truncated file.
+  EXPECT_EQ(test::run_cli(args + " --qmodel " + qmodel + " --model deit_tiny", &out), 1);
+  EXPECT_EQ(out, "qvit: error: [cli] --qmodel holds the model: do not give --model/--weights with it\n");
+  const QvitSection qkv = QvitFile::open(qmodel).section("blocks.0.attn.qkv.weight");
+  auto bytes = test::read_bytes(qmodel);
+  bytes[qkv.offset + 100] ^= 0x04;
+  test::write_bytes(dir + "/tampered.qvit", bytes);
+  EXPECT_EQ(test::run_cli(args + " --qmodel " + dir + "/tampered.qvit", &out), 1);
+  EXPECT_EQ(out.rfind("qvit: error: [qvit] " + dir + "/tampered.qvit: checksum mismatch in section "
+                      "'blocks.0.attn.qkv.weight' (stored ", 0), 0u) << out;
+  bytes[qkv.offset + 100] ^= 0x04;
+  const size_t full = bytes.size();
+  bytes.resize(full / 2);
+  test::write_bytes(dir + "/cut.qvit", bytes);
+  EXPECT_EQ(test::run_cli(args + " --qmodel " + dir + "/cut.qvit", &out), 1);
+  EXPECT_EQ(out, fmt::format("qvit: error: [qvit] {}/cut.qvit: truncated: the header says {} bytes, "
+                             "the file has {}\n", dir, full, bytes.size()));
+  fs::remove_all(dir);
 }
 
 TEST(QvitPredict, Errors) {
