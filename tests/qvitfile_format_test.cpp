@@ -4,6 +4,7 @@
 
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <map>
 
 #include "qvit/error.h"
@@ -176,6 +177,49 @@ TEST(QvitFormat, ByteLayoutMatchesTheSpec) {
   const uint64_t w4 = test::get_le<uint64_t>(b, test::entry_at(2) + 16);
   EXPECT_EQ(b[w4], 0x98);      // -8 (0x8) low, -7 (0x9) high
   EXPECT_EQ(b[w4 + 7], 0x06);  // 6, then the zero pad nibble
+}
+
+// A file written from docs/qvit-format.md by an independent Python implementation
+// (tools/make_qvit_fixtures.py), laid out unlike QvitWriter's output: metadata second in the
+// table under another name, sections stored in reverse order with extra zero gaps.
+TEST(QvitFormat, ReadsTheSpecExampleFromPython) {
+  const std::string path = test::fixture("qvit/spec_example.qvit");
+  std::ifstream desc_file(test::fixture("qvit/spec_example.json"));
+  const json desc = json::parse(desc_file);
+  const QvitFile f = QvitFile::open(path);
+  EXPECT_EQ(f.meta(), desc["metadata"]);
+  std::vector<std::string> names;
+  for (const json& t : desc["tensors"]) names.push_back(t["name"]);
+  EXPECT_EQ(f.names(), names);
+  ASSERT_EQ(f.sections().size(), names.size() + 1);
+  EXPECT_TRUE(f.sections()[1].is_metadata);
+  EXPECT_EQ(f.sections()[1].name, desc["metadata_name"]);
+  for (const json& t : desc["tensors"]) {
+    const std::string name = t["name"];
+    SCOPED_TRACE(name);
+    const Tensor x = f.tensor(name);
+    EXPECT_EQ(dtype_name(x.dtype()), t["dtype"].get<std::string>());
+    EXPECT_EQ(x.shape(), t["shape"].get<Shape>());
+    EXPECT_EQ(f.section(name).bits, t["bits"].get<int>());
+    const json& v = t["values"];
+    ASSERT_EQ(static_cast<size_t>(x.numel()), v.size());
+    for (size_t i = 0; i < v.size(); ++i) {
+      switch (x.dtype()) {
+        case DType::f32: EXPECT_EQ(x.f32()[i], v[i].get<float>()) << i; break;
+        case DType::i8: EXPECT_EQ(x.data<int8_t>()[i], v[i].get<int>()) << i; break;
+        case DType::u8: EXPECT_EQ(x.data<uint8_t>()[i], v[i].get<int>()) << i; break;
+        case DType::i32: EXPECT_EQ(x.data<int32_t>()[i], v[i].get<int32_t>()) << i; break;
+        case DType::i64: EXPECT_EQ(x.data<int64_t>()[i], v[i].get<int64_t>()) << i; break;
+      }
+    }
+  }
+  // Every single-byte change of this layout is detected too.
+  const auto good = test::read_bytes(path);
+  for (size_t i = 0; i < good.size(); ++i) {
+    auto bad = std::make_shared<std::vector<uint8_t>>(good);
+    (*bad)[i] ^= 0x10;
+    EXPECT_THROW(parse_qvit(bad, "spec"), Error) << i;
+  }
 }
 
 TEST(QvitFormat, DeterministicBytes) {
