@@ -127,7 +127,7 @@ void BM_qgemm_pair(benchmark::State& state) {
   g_ratios[key] = {gops, ratios[ratios.size() / 2]};
   state.counters["int8_GOP/s"] = gops;
   state.counters["int8/fp32"] = ratios[ratios.size() / 2];
-  state.SetLabel(key);
+  state.SetLabel(key + " " + qvit::qgemm_isa_name(qvit::qgemm_isa()));
 }
 
 void shapes(benchmark::internal::Benchmark* b) {

@@ -31,17 +31,24 @@ Case random_case(int64_t M, int64_t N, int64_t K, int32_t za, uint32_t seed, int
   return c;
 }
 
-std::vector<int32_t> run(const Case& c, KernelPath path) {
-  const KernelPath saved = kernel_path();
-  set_kernel_path(path);
+std::vector<int32_t> run(const Case& c, QgemmIsa isa) {
+  set_qgemm_isa(isa);
   std::vector<int32_t> acc(static_cast<size_t>(std::max<int64_t>(1, c.M * (c.N + 3))), -7);
   const QWeight w = QWeight::pack(c.w.data(), c.N, c.K);
   qgemm_u8s8s32(c.a.data(), c.M, c.lda, c.za, w, acc.data(), c.N + 3);  // ldacc > N
-  set_kernel_path(saved);
+  reset_qgemm_isa();
   return acc;
 }
 
 bool has_avx2() { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
+
+// The SIMD paths this CPU can run (each must equal the reference).
+std::vector<QgemmIsa> simd_isas() {
+  std::vector<QgemmIsa> v;
+  if (has_avx2()) v.push_back(QgemmIsa::avx2);
+  if (cpu_has_avx512vnni()) v.push_back(QgemmIsa::avx512vnni);
+  return v;
+}
 
 TEST(QkernelsGemm, ReferenceIsTheIntegerDotProduct) {
   const Case c = random_case(3, 5, 7, 128, 1);
@@ -61,15 +68,18 @@ TEST(QkernelsGemm, ReferenceIsTheIntegerDotProduct) {
   EXPECT_EQ(out, -32640);
 }
 
-TEST(QkernelsGemm, Avx2MatchesReferenceOnOddShapes) {
-  if (!has_avx2()) GTEST_SKIP() << "no AVX2";
+TEST(QkernelsGemm, SimdMatchesReferenceOnOddShapes) {
+  if (simd_isas().empty()) GTEST_SKIP() << "no AVX2";
   int checked = 0;
   for (int64_t M : {1, 5, 6, 7, 13, 49, 197})
     for (int64_t N : {1, 15, 16, 17, 64, 65, 192})
       for (int64_t K : {1, 2, 15, 31, 33, 64, 200}) {
         const Case c = random_case(M, N, K, static_cast<int32_t>((M * 31 + N * 7 + K) % 256),
                                    static_cast<uint32_t>(M * 1000003 + N * 1009 + K), K % 3);
-        ASSERT_EQ(run(c, KernelPath::ref), run(c, KernelPath::avx2)) << M << "x" << N << "x" << K;
+        const std::vector<int32_t> ref = run(c, QgemmIsa::ref);
+        for (QgemmIsa isa : simd_isas()) {
+          ASSERT_EQ(ref, run(c, isa)) << qgemm_isa_name(isa) << " " << M << "x" << N << "x" << K;
+        }
         ++checked;
       }
   EXPECT_EQ(checked, 7 * 7 * 7);
@@ -82,10 +92,10 @@ TEST(QkernelsGemm, ExtremeValuesDoNotSaturate) {
     for (int32_t za : {0, 255}) {
       Case c{std::vector<uint8_t>(197 * 768, za == 0 ? 255 : 0), std::vector<int8_t>(33 * 768, wv), 197, 33, 768, 768, za};
       const int64_t want = int64_t(768) * (za == 0 ? 255 : -255) * wv;
-      const std::vector<int32_t> ref = run(c, KernelPath::ref);
+      const std::vector<int32_t> ref = run(c, QgemmIsa::ref);
       EXPECT_EQ(ref[0], want);
-      if (has_avx2()) {
-        EXPECT_EQ(run(c, KernelPath::avx2), ref);
+      for (QgemmIsa isa : simd_isas()) {
+        EXPECT_EQ(run(c, isa), ref) << qgemm_isa_name(isa);
       }
     }
   }
@@ -96,11 +106,14 @@ TEST(QkernelsGemm, ThreadCountDoesNotChangeResults) {
   const Case c = random_case(394, 576, 192, 131, 5);
   const int saved = num_threads();
   set_num_threads(1);
-  const auto one = run(c, KernelPath::avx2);
-  set_num_threads(2);
-  const auto two = run(c, KernelPath::avx2);
+  for (QgemmIsa isa : simd_isas()) {
+    set_num_threads(1);
+    const auto one = run(c, isa);
+    set_num_threads(2);
+    const auto two = run(c, isa);
+    EXPECT_EQ(one, two) << qgemm_isa_name(isa);
+  }
   set_num_threads(saved);
-  EXPECT_EQ(one, two);
 }
 
 TEST(QkernelsGemm, PackKeepsRowSums) {
@@ -111,6 +124,18 @@ TEST(QkernelsGemm, PackKeepsRowSums) {
     for (int k = 0; k < 37; ++k) s += c.w[n * 37 + k];
     EXPECT_EQ(w.row_sums()[n], s);
   }
+}
+
+TEST(QkernelsGemm, IsaSelection) {
+  EXPECT_EQ(qgemm_isa(), kernel_path() == KernelPath::ref ? QgemmIsa::ref
+                         : cpu_has_avx512vnni()            ? QgemmIsa::avx512vnni
+                                                           : QgemmIsa::avx2);
+  if (!cpu_has_avx512vnni()) {
+    EXPECT_THROW(set_qgemm_isa(QgemmIsa::avx512vnni), Error);
+  }
+  set_qgemm_isa(QgemmIsa::ref);
+  EXPECT_EQ(qgemm_isa(), QgemmIsa::ref);
+  reset_qgemm_isa();
 }
 
 TEST(QkernelsGemm, BadArguments) {

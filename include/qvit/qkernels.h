@@ -13,8 +13,13 @@
 // Same result as the scalar reference for every input, bit for bit (tested, including the
 // all-255 x all-(-128) case that breaks vpmaddubsw).
 //
+// On CPUs with AVX-512 VNNI (e.g. Zen 4/5, Ice Lake and later) a third path uses vpdpbusd,
+// which adds four u8 x s8 products into int32 with no intermediate saturation: raw uint8
+// activations times int8 weights, minus z_a * (row sum of w) — the same exact integers.
+//
 // Each kernel has a scalar `_ref` twin; the dispatching entry point uses kernel_path()
-// (QVIT_KERNELS=ref|avx2, include/qvit/kernels.h). Results do not depend on the thread count.
+// (QVIT_KERNELS=ref|avx2, include/qvit/kernels.h) and, on the SIMD path, QVIT_QGEMM=avx2|vnni
+// (default: vnni when the CPU has it). Results do not depend on the path or the thread count.
 #pragma once
 
 #include <cstdint>
@@ -34,13 +39,27 @@ class QWeight {
   const int8_t* raw() const { return raw_.data(); }              // the original [N, K] codes
   const int16_t* panels() const { return panels_.data(); }
   int64_t k_pairs() const { return (K_ + 1) / 2; }
+  const int8_t* vnni_panels() const { return vnni_.data(); }  // empty without AVX-512 VNNI
+  int64_t k_quads() const { return (K_ + 3) / 4; }
 
  private:
   int64_t N_ = 0, K_ = 0;
   std::vector<int8_t> raw_;
   std::vector<int16_t> panels_;  // [ceil(N/16)][k_pairs][16][2]
+  std::vector<int8_t> vnni_;     // [ceil(N/32)][k_quads][32][4]
   std::vector<int32_t> row_sums_;
 };
+
+enum class QgemmIsa : uint8_t { ref, avx2, avx512vnni };
+// What qgemm_u8s8s32 runs: ref when kernel_path() is ref; otherwise avx512vnni when the CPU has
+// it (unless QVIT_QGEMM=avx2), else avx2.
+QgemmIsa qgemm_isa();
+// Forces a path (tests, benchmarks); throws when the CPU lacks it. Weights packed before a
+// switch to avx512vnni on a CPU without it are not repacked (it cannot happen).
+void set_qgemm_isa(QgemmIsa isa);
+void reset_qgemm_isa();  // back to the default choice
+const char* qgemm_isa_name(QgemmIsa isa);
+bool cpu_has_avx512vnni();
 
 // acc[m * ldacc + n] = sum_k (a[m * lda + k] - a_zero) * w[n, k], for m < M, n < N. Parallel.
 void qgemm_u8s8s32(const uint8_t* a, int64_t M, int64_t lda, int32_t a_zero, const QWeight& w,
