@@ -69,4 +69,12 @@ std::vector<float> read_f32(const std::string& path) {
   return out;
 }
 
+std::vector<float> random_floats(size_t n, uint32_t seed, float lo, float hi) {
+  std::mt19937 gen(seed);
+  std::uniform_real_distribution<float> dist(lo, hi);
+  std::vector<float> v(n);
+  for (float& x : v) x = dist(gen);
+  return v;
+}
+
 }  // namespace qvit::test

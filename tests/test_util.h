@@ -18,6 +18,8 @@ bool data_required();
 
 // Path of a committed fixture in tests/fixtures.
 std::string fixture(const std::string& name);
+// n floats uniform in [lo, hi) from std::mt19937(seed).
+std::vector<float> random_floats(size_t n, uint32_t seed, float lo = -1.0f, float hi = 1.0f);
 
 // A fresh empty temporary directory (removed at process exit is not guaranteed).
 std::string temp_dir();
