@@ -153,6 +153,16 @@ struct Converter {
   }
 };
 
+// The qparams JSON without the weight points (their scales are the `*.weight_scale` tensors).
+nlohmann::json activation_params(const QuantSession& qs) {
+  nlohmann::json j = qs.to_json();
+  nlohmann::json pts = nlohmann::json::array();
+  for (auto& p : j.at("points"))
+    if (p.value("role", "") != "weight") pts.push_back(std::move(p));
+  j["points"] = std::move(pts);
+  return j;
+}
+
 }  // namespace
 
 QvitWriter convert_to_int(const ModelConfig& cfg, const WeightFile& weights,
@@ -177,7 +187,7 @@ QvitWriter convert_to_int(const ModelConfig& cfg, const WeightFile& weights,
         {"mlp_ratio", cfg.mlp_ratio}}},
       {"quant_config", qc.to_json()},
       {"quant_label", qc.label()},
-      {"qparams", qparams.to_json()},
+      {"qparams", activation_params(qparams)},
       {"source", {{"weights", src.weights}, {"qparams", src.qparams}}}};
   c.out.set_meta(std::move(meta));
   return std::move(c.out);
