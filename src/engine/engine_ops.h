@@ -38,7 +38,7 @@ struct IntLinear {
   const int8_t* w = nullptr;      // [N, K], row-major (the file's bytes or an unpacked copy)
   const int32_t* bias_q = nullptr;
   std::vector<int32_t> row_sums;  // sum_k w[n,k]
-  std::vector<int16_t> w16;       // widened copy for the scalar loop (until the packed GEMM)
+  std::vector<int16_t> w16;       // int16 panels of 8 channels (int_gemm_avx2.cpp), until qkernels.h
   // uint8 output: y = clamp(requant(v, mult[n]) + out_zero); mult = s_a s_w[n] 2^-8 / s_out (the
   // file stores the multiplier of acc; the loader adds kBiasFracBits to its shift).
   std::vector<Mult> mult;

@@ -11,39 +11,49 @@
 
 namespace qvit::engine {
 
-void dot4_s16_avx2(const int16_t* x0, const int16_t* x1, const int16_t* x2, const int16_t* x3,
-                   const int16_t* w, int64_t K, int32_t* out);
+void pack_w16_panels(const int8_t* w, int64_t N, int64_t K, int16_t* packed);
+void gemm4x16_s16_avx2(const int16_t* x16, int64_t Kp, const int16_t* panels, int64_t n0, int64_t nn,
+                       int32_t* acc, int64_t ldacc, int64_t rows);
 
 void IntLinear::init_sums() {
-  w16.assign(w, w + N * K);
   row_sums.assign(static_cast<size_t>(N), 0);
   for (int64_t n = 0; n < N; ++n) {
     int32_t s = 0;
     for (int64_t k = 0; k < K; ++k) s += w[n * K + k];
     row_sums[n] = s;
   }
+  const int64_t Kp = (K + 1) & ~int64_t{1};
+  w16.assign(static_cast<size_t>((N + 7) / 8 * Kp * 8), 0);
+  pack_w16_panels(w, N, K, w16.data());
 }
 
-// acc[m, n] = sum_k x[m,k] w[n,k] - a_zero rowsum[n]; a scalar loop (placeholder for
-// the packed int8 GEMM of include/qvit/qkernels.h).
+// acc[m, n] = sum_k x[m,k] w[n,k] - a_zero rowsum[n]; the ref path is the plain scalar loop.
 void IntLinear::accumulate(const uint8_t* x, int64_t M, int32_t a_zero, int32_t* acc) const {
   const bool avx2 = kernel_path() == KernelPath::avx2;
-  parallel_for(M, 4, [&](int64_t m0, int64_t m1) {
-    std::vector<int16_t> xr(static_cast<size_t>(4 * K), 0);
+  const int64_t Kp = (K + 1) & ~int64_t{1};
+  constexpr int64_t kRows = 16;
+  parallel_for(M, kRows, [&](int64_t m0, int64_t m1) {
+    if (!avx2) {
+      for (int64_t m = m0; m < m1; ++m)
+        for (int64_t n = 0; n < N; ++n) {
+          int32_t s = 0;
+          for (int64_t k = 0; k < K; ++k) s += static_cast<int32_t>(x[m * K + k]) * w[n * K + k];
+          acc[m * N + n] = s - a_zero * row_sums[n];
+        }
+      return;
+    }
+    std::vector<int16_t> x16(static_cast<size_t>(kRows * Kp), 0);
     const int64_t rows = m1 - m0;
     for (int64_t r = 0; r < rows; ++r)
-      for (int64_t k = 0; k < K; ++k) xr[r * K + k] = x[(m0 + r) * K + k];
-    for (int64_t n = 0; n < N; ++n) {
-      const int16_t* wr = w16.data() + n * K;
-      int32_t s[4] = {0, 0, 0, 0};
-      if (avx2) {
-        dot4_s16_avx2(xr.data(), xr.data() + K, xr.data() + 2 * K, xr.data() + 3 * K, wr, K, s);
-      } else {
-        for (int64_t r = 0; r < rows; ++r)
-          for (int64_t k = 0; k < K; ++k) s[r] += static_cast<int32_t>(xr[r * K + k]) * wr[k];
-      }
-      for (int64_t r = 0; r < rows; ++r) acc[(m0 + r) * N + n] = s[r] - a_zero * row_sums[n];
+      for (int64_t k = 0; k < K; ++k) x16[r * Kp + k] = x[(m0 + r) * K + k];
+    for (int64_t n0 = 0; n0 < N; n0 += 16) {
+      const int64_t nn = std::min<int64_t>(16, N - n0);
+      for (int64_t r = 0; r < rows; r += 4)
+        gemm4x16_s16_avx2(x16.data() + r * Kp, Kp, w16.data(), n0, nn, acc + (m0 + r) * N, N,
+                          std::min<int64_t>(4, rows - r));
     }
+    for (int64_t m = m0; m < m1; ++m)
+      for (int64_t n = 0; n < N; ++n) acc[m * N + n] -= a_zero * row_sums[n];
   });
 }
 
