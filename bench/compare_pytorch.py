@@ -29,7 +29,7 @@ import torch  # noqa: E402
 import torchvision  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-QVIT = os.path.join(HERE, "..", "build", "qvit")
+QVIT = os.environ.get("QVIT_BIN", os.path.join(HERE, "..", "build", "qvit"))
 VIT = {"deit_tiny": (192, 12, 3), "deit_small": (384, 12, 6), "deit_base": (768, 12, 12),
        "vit_base": (768, 12, 12), "vit_large": (1024, 24, 16)}
 

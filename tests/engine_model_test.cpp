@@ -28,6 +28,9 @@ struct EngineData {
 
 EngineData* g_setup = nullptr;
 
+double check_stages(const Tensor& x, const std::string& weights, const std::string& qparams,
+                    const std::string& qmodel);
+
 class EngineModel : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -113,16 +116,19 @@ TEST_F(EngineModel, AgreesWithSimulationOn500Images) {
 }
 
 // Each stage is fed the simulation's input codes (the hook overwrites the engine's codes with the
-// simulation's after comparing), so every stage is checked on its own.
-TEST_F(EngineModel, EveryStageWithinOneStepOfSimulation) {
-  const Tensor x = images(3, 2);
+// simulation's after comparing), so every stage is checked on its own. Returns the share of
+// identical codes.
+double check_stages(const Tensor& x, const std::string& weights, const std::string& qparams,
+                    const std::string& qmodel) {
+  auto sim = load_model("deit_tiny", weights);
+  QuantSession session = QuantSession::load(qparams, "deit_tiny_patch16_224");
+  sim->set_quant(&session);
   std::map<std::string, std::vector<float>> sim_vals;
-  auto sim = sim_model();
-  sim_->set_point_hook([&](const std::string& n, const float* v, int64_t rows, int64_t C) {
+  session.set_point_hook([&](const std::string& n, const float* v, int64_t rows, int64_t C) {
     sim_vals[n].assign(v, v + rows * C);
   });
   sim->forward(x);
-  auto im = load_int_model(s_->qmodel);
+  auto im = load_int_model(qmodel);
   int stages = 0;
   int64_t total = 0, exact = 0;
   im->set_stage_hook([&](const StageView& sv) {
@@ -133,8 +139,8 @@ TEST_F(EngineModel, EveryStageWithinOneStepOfSimulation) {
     for (int64_t r = 0; r < sv.rows; ++r)
       for (int64_t c = 0; c < sv.C; ++c) {
         const float s = sv.scale[sv.nscale == 1 ? 0 : c];
-        const auto ref = static_cast<uint8_t>(
-            quant_detail::quant_code(it->second[r * sv.C + c], s, float(sv.zero), 0.0f, 255.0f));
+        const auto ref = static_cast<uint8_t>(quant_detail::quant_code(
+            it->second[r * sv.C + c], s, float(sv.zero), 0.0f, float(sv.qmax)));
         uint8_t& got = sv.codes[r * sv.C + c];
         const int64_t d = std::abs(int(got) - int(ref));
         worst = std::max(worst, d);
@@ -152,7 +158,40 @@ TEST_F(EngineModel, EveryStageWithinOneStepOfSimulation) {
   EXPECT_EQ(stages, 3 + 12 * 10 + 2);
   std::printf("%d stages, %lld codes, %.4f %% identical to the simulation's, the rest within 1\n",
               stages, static_cast<long long>(total), 100.0 * exact / total);
-  EXPECT_GT(double(exact) / total, 0.99);
+  return double(exact) / total;
+}
+
+TEST_F(EngineModel, EveryStageWithinOneStepOfSimulation) {
+  EXPECT_GT(check_stages(images(3, 2), s_->weights, s_->qparams, s_->qmodel), 0.9999);
+}
+
+// Lower bit widths on the same 8-bit code path: W6A6 (codes clamp at 63) and W4A8 (weights stored
+// as packed int4 in the file).
+TEST_F(EngineModel, LowerBitWidthStagesWithinOneStepOfSimulation) {
+  const ModelConfig& cfg = model_config("deit_tiny");
+  auto model = load_model("deit_tiny", s_->weights);
+  for (const auto& [wb, ab] : {std::pair{6, 6}, std::pair{4, 8}}) {
+    SCOPED_TRACE("W" + std::to_string(wb) + "A" + std::to_string(ab));
+    QuantConfig qc;
+    qc.ptf = qc.lis = true;
+    qc.attn_bits = 4;
+    qc.weight_bits = make_bit_type(wb, true);
+    qc.act_bits = make_bit_type(ab, false);
+    QuantSession session(cfg.name, qc);
+    model->set_quant(nullptr);
+    CalibOptions opt;
+    opt.batch = 20;
+    opt.iters = 1;
+    calibrate(*model, session, *s_->ds, calibration_indices(*s_->ds, opt), cfg.preprocess(), opt);
+    model->set_quant(nullptr);
+    const std::string tag = "/w" + std::to_string(wb) + "a" + std::to_string(ab);
+    const std::string qp = s_->dir + tag + ".json", qm = s_->dir + tag + ".qvit";
+    session.save(qp);
+    convert_files("deit_tiny", s_->weights, qp, qm);
+    const QvitFile f = QvitFile::open(qm);
+    EXPECT_EQ(f.section("blocks.0.mlp.fc1.weight").bits, wb <= 4 ? 4 : 8);
+    EXPECT_GT(check_stages(images(3, 2), s_->weights, qp, qm), 0.999);
+  }
 }
 
 // LIS on integer logit codes (the engine) gives the simulation's codes on its float logits.

@@ -46,6 +46,7 @@ struct StageView {
   const float* scale = nullptr;
   int64_t nscale = 1;
   int32_t zero = 0;
+  int32_t qmax = 255;  // codes are in [0, qmax]
 };
 using StageHook = std::function<void(const StageView&)>;
 

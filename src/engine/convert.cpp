@@ -45,9 +45,9 @@ struct Converter {
     const QuantParams& p = qs.params(n);
     if (p.kind != kind)
       fail("engine", "{}: point '{}' is not {}-quantized", label, n, kind == QuantKind::ptf ? "PTF" : "uniformly");
-    if (p.bits.is_signed || p.bits.bits != 8)
-      fail("engine", "{}: point '{}' uses {}; the integer engine runs uint8 activations (lower "
-           "activation bit widths: not yet)", label, n, p.bits.name());
+    if (p.bits.is_signed || p.bits.bits > 8)
+      fail("engine", "{}: point '{}' uses {}; the integer engine runs uint2..uint8 activations",
+           label, n, p.bits.name());
     if (p.zero_point.size() != 1 || (p.scale.size() != 1 && static_cast<int64_t>(p.scale.size()) != C))
       fail("engine", "{}: point '{}' has {} scales, expected 1{}", label, n, p.scale.size(),
            C > 1 ? " or " + std::to_string(C) : "");
@@ -113,7 +113,7 @@ struct Converter {
     Tensor q({t.numel()}, DType::u8);
     for (int64_t i = 0; i < t.numel(); ++i)
       q.data<uint8_t>()[i] = static_cast<uint8_t>(
-          quant_detail::quant_code(t.f32()[i], p.scale[0], p.zero_point[0], 0.0f, 255.0f));
+          quant_detail::quant_code(t.f32()[i], p.scale[0], p.zero_point[0], 0.0f, float(p.bits.qmax())));
     return q;
   }
 

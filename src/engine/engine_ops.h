@@ -22,11 +22,14 @@ inline int64_t apply_mult(int64_t x, Mult m) {
   if (m.shift == 0) return x * m.mult;
   return (x * m.mult + (int64_t{1} << (m.shift - 1))) >> m.shift;
 }
-inline uint8_t clamp_u8(int64_t v) { return static_cast<uint8_t>(v < 0 ? 0 : (v > 255 ? 255 : v)); }
+// Codes are clamped to [0, qmax] of their quantizer (255 for uint8, 63 for uint6, ...).
+inline uint8_t clamp_q(int64_t v, int32_t qmax) {
+  return static_cast<uint8_t>(v < 0 ? 0 : (v > qmax ? qmax : v));
+}
 
 // Float -> uint8 code clamp(round(x / s + z), 0, 255), the simulation's quantizer (round half to
 // even in float32, bit-exact with fake_quant). Used for the input image and the GELU output.
-void quantize_u8(const float* x, uint8_t* q, int64_t n, float s, float z);
+void quantize_u8(const float* x, uint8_t* q, int64_t n, float s, float z, int32_t qmax = 255);
 
 // ---- Linear (int_linear.cpp) ------------------------------------------------------------------
 // y = x W^T + b with x uint8 (zero a_zero), W int8 [N, K] symmetric per output channel, int32 bias
@@ -52,7 +55,7 @@ struct IntLinear {
   // acc [M, N] (row stride N), parallel over rows.
   void accumulate(const uint8_t* x, int64_t M, int32_t a_zero, int32_t* acc) const;
   void forward_u8(const uint8_t* x, int64_t M, int32_t a_zero, uint8_t* y, int32_t out_zero,
-                  int32_t* acc) const;
+                  int32_t out_max, int32_t* acc) const;
   void forward_f32(const uint8_t* x, int64_t M, int32_t a_zero, float* y, int32_t* acc) const;
   // GELU output codes through `lut` (fc1); lut_mult[n] = deq[n] / lut.s_f.
   std::vector<Mult> lut_mult;
@@ -69,7 +72,7 @@ struct IntLayerNorm {
   std::vector<int32_t> shift;     // the same as integers
   std::vector<float> gamma, beta;
   float s_min = 0, s_out = 0;
-  int32_t out_zero = 0;
+  int32_t out_zero = 0, out_max = 255;
   void init(const QuantParams& in, const float* gamma, const float* beta, const QuantParams& out);
   // rows of PTF codes x [rows, C] -> uint8 codes y on the output quantizer. Parallel.
   void forward(const uint8_t* x, uint8_t* y, int64_t rows) const;
@@ -80,12 +83,12 @@ struct IntLayerNorm {
 // multipliers ma_c ~ sa_c / so_c 2^k, mb_c ~ sb_c / so_c 2^k and one shift k.
 struct IntAdd {
   int64_t C = 0;
-  int32_t za = 0, zb = 0, zo = 0;
+  int32_t za = 0, zb = 0, zo = 0, qmax = 255;
   int32_t k = 0;
   std::vector<int32_t> ma, mb;
   // scale vectors have 1 or C entries.
   void init(int64_t C, const std::vector<float>& sa, int32_t za, const std::vector<float>& sb,
-            int32_t zb, const std::vector<float>& so, int32_t zo);
+            int32_t zb, const std::vector<float>& so, int32_t zo, int32_t qmax);
   // b rows: b + r * ldb (ldb = 0 broadcasts one row). Parallel over rows.
   void forward(const uint8_t* a, const uint8_t* b, int64_t ldb_rows_mod, uint8_t* y,
                int64_t rows) const;
@@ -112,10 +115,10 @@ struct IntAttention {
   int64_t H = 0, Dh = 0;
   int32_t qkv_zero = 0;       // q, k, v share the qkv quantizer
   Mult logit_mult;            // s_qkv^2 / sqrt(Dh) / S_logits
-  int32_t logit_zero = 0;
+  int32_t logit_zero = 0, logit_max = 255;
   IntLis lis;
   Mult ctx_mult;              // s_qkv 2^-15 / s_ctx
-  int32_t ctx_zero = 0;
+  int32_t ctx_zero = 0, ctx_max = 255;
   // qkv [B*N, 3D] codes -> logits codes [B*H*N, N] (parallel over (b, h)).
   void logits(const uint8_t* qkv, uint8_t* logit_codes, int64_t B, int64_t N) const;
   // logits codes -> LIS codes -> context codes ctx [B*N, D] (parallel over (b, h)).
@@ -136,10 +139,10 @@ namespace qvit::engine {
 // Cells whose code is not constant over [u - 1/2, u + 1/2] s_f (about 1 in 64) are marked -1 and
 // computed exactly from the float input with the reference GELU (deterministic, path-independent).
 struct GeluLut {
-  float s_f = 0, s_gelu = 0, z_gelu = 0;
+  float s_f = 0, s_gelu = 0, z_gelu = 0, qmax = 255;
   int32_t u_lo = 0, u_hi = 0;
   std::vector<int16_t> table;
-  void init(float s_gelu, float z_gelu);
+  void init(float s_gelu, float z_gelu, int32_t qmax);
   uint8_t exact(float x) const;  // the code of gelu(x)
 };
 

@@ -129,14 +129,14 @@ void IntAttention::logits(const uint8_t* qkv, uint8_t* lc, int64_t B, int64_t N)
             int32_t s[4];
             const int16_t* kj = k.data() + j * Dh;
             dot4_s16_avx2(kj, kj + Dh, kj + 2 * Dh, kj + 3 * Dh, qi, Dh, s);
-            for (int t = 0; t < 4; ++t) out[i * N + j + t] = clamp_u8(apply_mult(s[t], logit_mult) + logit_zero);
+            for (int t = 0; t < 4; ++t) out[i * N + j + t] = clamp_q(apply_mult(s[t], logit_mult) + logit_zero, logit_max);
           }
         }
         for (; j < N; ++j) {
           const int16_t* kj = k.data() + j * Dh;
           int32_t s = 0;
           for (int64_t d = 0; d < Dh; ++d) s += int32_t(qi[d]) * kj[d];
-          out[i * N + j] = clamp_u8(apply_mult(s, logit_mult) + logit_zero);
+          out[i * N + j] = clamp_q(apply_mult(s, logit_mult) + logit_zero, logit_max);
         }
       }
     }
@@ -171,7 +171,7 @@ void IntAttention::context(const uint8_t* qkv, const uint8_t* lc, uint8_t* ctx, 
           }
         }
         uint8_t* out = ctx + (b * N + i) * D + h * Dh;
-        for (int64_t d = 0; d < Dh; ++d) out[d] = clamp_u8(apply_mult(acc[d], ctx_mult) + ctx_zero);
+        for (int64_t d = 0; d < Dh; ++d) out[d] = clamp_q(apply_mult(acc[d], ctx_mult) + ctx_zero, ctx_max);
       }
     }
   });

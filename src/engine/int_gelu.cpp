@@ -13,10 +13,11 @@
 
 namespace qvit::engine {
 
-void GeluLut::init(float s_gelu, float z_gelu) {
+void GeluLut::init(float s_gelu, float z_gelu, int32_t q_max) {
+  qmax = static_cast<float>(q_max);
   if (!(s_gelu > 0.0f) || !std::isfinite(s_gelu)) fail("engine", "GELU: bad output scale {}", s_gelu);
   constexpr double kMaxEntries = 65536;
-  const double x_hi = (256.0 - z_gelu) * double(s_gelu) + 1.0;  // gelu(x) > x - 0.01 beyond 3
+  const double x_hi = (qmax + 1.0 - z_gelu) * double(s_gelu) + 1.0;  // gelu(x) > x - 0.01 beyond 3
   double x_lo = -8.0;
   int j = 6;
   while (j > 0 && (x_hi - x_lo) / std::ldexp(double(s_gelu), -j) > kMaxEntries) --j;
@@ -36,8 +37,8 @@ void GeluLut::init(float s_gelu, float z_gelu) {
   gelu_f32_ref(xe.data(), ge.data(), n + 1);
   table.resize(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) {
-    const auto lo = quant_detail::quant_code(ge[i], s_gelu, z_gelu, 0.0f, 255.0f);
-    const auto hi = quant_detail::quant_code(ge[i + 1], s_gelu, z_gelu, 0.0f, 255.0f);
+    const auto lo = quant_detail::quant_code(ge[i], s_gelu, z_gelu, 0.0f, qmax);
+    const auto hi = quant_detail::quant_code(ge[i + 1], s_gelu, z_gelu, 0.0f, qmax);
     const bool near_min = std::fabs(x[i] + 0.7518) < 2.0 * s_f + 0.01;
     table[i] = (lo != hi || near_min) ? int16_t{-1} : static_cast<int16_t>(lo);
   }
@@ -47,7 +48,7 @@ void GeluLut::init(float s_gelu, float z_gelu) {
 uint8_t GeluLut::exact(float x) const {
   float g;
   gelu_f32_ref(&x, &g, 1);
-  return static_cast<uint8_t>(quant_detail::quant_code(g, s_gelu, z_gelu, 0.0f, 255.0f));
+  return static_cast<uint8_t>(quant_detail::quant_code(g, s_gelu, z_gelu, 0.0f, qmax));
 }
 
 }  // namespace qvit::engine

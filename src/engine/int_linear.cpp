@@ -58,12 +58,12 @@ void IntLinear::accumulate(const uint8_t* x, int64_t M, int32_t a_zero, int32_t*
 }
 
 void IntLinear::forward_u8(const uint8_t* x, int64_t M, int32_t a_zero, uint8_t* y,
-                           int32_t out_zero, int32_t* acc) const {
+                           int32_t out_zero, int32_t out_max, int32_t* acc) const {
   accumulate(x, M, a_zero, acc);
   parallel_for(M, 16, [&](int64_t m0, int64_t m1) {
     for (int64_t m = m0; m < m1; ++m)
       for (int64_t n = 0; n < N; ++n)
-        y[m * N + n] = clamp_u8(apply_mult(biased(acc[m * N + n], n), mult[n]) + out_zero);
+        y[m * N + n] = clamp_q(apply_mult(biased(acc[m * N + n], n), mult[n]) + out_zero, out_max);
   });
 }
 

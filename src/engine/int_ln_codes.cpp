@@ -56,6 +56,7 @@ void IntLayerNorm::init(const QuantParams& in, const float* g, const float* b,
   beta.assign(b, b + C);
   s_out = out.scale.at(0);
   out_zero = static_cast<int32_t>(out.zero_point.at(0));
+  out_max = out.bits.qmax();
 }
 
 void IntLayerNorm::forward(const uint8_t* x, uint8_t* y, int64_t rows) const {
@@ -76,13 +77,13 @@ void IntLayerNorm::forward(const uint8_t* x, uint8_t* y, int64_t rows) const {
       float a_base, mos;
       if (!quant_detail::int_ln_token(s1, s2, k, &a_base, &mos)) {
         for (int64_t c = 0; c < C; ++c)
-          yr[c] = clamp_u8(static_cast<int64_t>(std::nearbyint(beta[c] / s_out)) + out_zero);
+          yr[c] = clamp_q(static_cast<int64_t>(std::nearbyint(beta[c] / s_out)) + out_zero, out_max);
         continue;
       }
       for (int64_t c = 0; c < C; ++c) {
         const quant_detail::IntLnCoeff f = quant_detail::int_ln_coeff(c, a_base, mos, k);
         const int64_t v = static_cast<int64_t>(f.sm) * xq[c] + to_i64(f.b);
-        yr[c] = clamp_u8(shift_round_even(v, f.n) + out_zero);
+        yr[c] = clamp_q(shift_round_even(v, f.n) + out_zero, out_max);
       }
     }
   });

@@ -36,6 +36,7 @@ class IntVit final : public IntModel {
     H_ = cfg.heads;
     const QuantParams& in = qs_.params("embed.input");
     s_in_ = in.scale.at(0);
+    in_max_ = in.bits.qmax();
     z_in_ = in.zero_point.at(0);
     patch_ = linear("patch_embed.proj", D, int64_t(cfg.in_chans) * P * P, true);
     // Patch codes onto the tokens' quantizer (the simulation dequantizes, then quantizes).
@@ -43,12 +44,12 @@ class IntVit final : public IntModel {
     const QuantParams& tp = qs_.params("embed.tokens");
     for (int q = 0; q < 256; ++q)
       tok_lut_[q] = static_cast<uint8_t>(quant_detail::quant_code(
-          (static_cast<float>(q) - pp.zero_point[0]) * pp.scale[0], tp.scale[0], tp.zero_point[0], 0.0f, 255.0f));
+          (static_cast<float>(q) - pp.zero_point[0]) * pp.scale[0], tp.scale[0], tp.zero_point[0], 0.0f, float(tp.bits.qmax())));
     cls_q_ = static_cast<const uint8_t*>(sec("cls_token.q", DType::u8, {D}));
     pos_q_ = static_cast<const uint8_t*>(sec("pos_embed.q", DType::u8, {N_, D}));
     const QuantParams& pos = qs_.params("embed.pos");
-    add_embed_.init(D, tp.scale, zero(tp), pos.scale, zero(pos), qs_.params("blocks.0.norm1.in").scale,
-                    zero(qs_.params("blocks.0.norm1.in")));
+    const QuantParams& n10 = qs_.params("blocks.0.norm1.in");
+    add_embed_.init(D, tp.scale, zero(tp), pos.scale, zero(pos), n10.scale, zero(n10), n10.bits.qmax());
     for (int i = 0; i < cfg.depth; ++i) {
       const std::string b = "blocks." + std::to_string(i) + ".";
       Block k;
@@ -58,7 +59,7 @@ class IntVit final : public IntModel {
       k.proj = linear(b + "attn.proj", D, D, true);
       k.fc1 = linear(b + "mlp.fc1", hidden, D, false);
       const QuantParams& gp = qs_.params(b + "mlp.gelu");
-      k.gelu.init(gp.scale[0], gp.zero_point[0]);
+      k.gelu.init(gp.scale[0], gp.zero_point[0], gp.bits.qmax());
       for (int64_t n = 0; n < hidden; ++n)
         k.fc1.lut_mult.push_back(engine::mult_from_real(std::ldexp(double(k.fc1.deq[n]) / k.gelu.s_f, -engine::kBiasFracBits)));
       k.fc2 = linear(b + "mlp.fc2", D, hidden, true);
@@ -71,6 +72,8 @@ class IntVit final : public IntModel {
       const double scale = 1.0f / std::sqrt(static_cast<float>(D / H_));
       k.attn.logit_mult = engine::mult_from_real(double(qkv.scale[0]) * qkv.scale[0] * scale / lg.scale[0]);
       k.attn.logit_zero = zero(lg);
+      k.attn.logit_max = lg.bits.qmax();
+      k.attn.ctx_max = cx.bits.qmax();
       k.attn.lis.init(lg.scale[0], lg.zero_point[0], N_);
       k.attn.ctx_mult = engine::mult_from_real(std::ldexp(double(qkv.scale[0]), -15) / cx.scale[0]);
       k.attn.ctx_zero = zero(cx);
@@ -80,8 +83,8 @@ class IntVit final : public IntModel {
       const QuantParams& nx = qs_.params(next);
       const QuantParams& pj = qs_.params(b + "attn.proj");
       const QuantParams& f2 = qs_.params(b + "mlp.fc2");
-      k.add1.init(D, n1.scale, zero(n1), pj.scale, zero(pj), n2.scale, zero(n2));
-      k.add2.init(D, n2.scale, zero(n2), f2.scale, zero(f2), nx.scale, zero(nx));
+      k.add1.init(D, n1.scale, zero(n1), pj.scale, zero(pj), n2.scale, zero(n2), n2.bits.qmax());
+      k.add2.init(D, n2.scale, zero(n2), f2.scale, zero(f2), nx.scale, zero(nx), nx.bits.qmax());
       k.next = next;
       blocks_.push_back(std::move(k));
     }
@@ -103,9 +106,9 @@ class IntVit final : public IntModel {
     ensure(B);
     // Patch embedding on the quantized image.
     im2patch_f32(images.f32(), patches_.data(), B, c.in_chans, c.img_size, c.img_size, c.patch);
-    engine::quantize_u8(patches_.data(), pcodes_.data(), B * np_ * K0, s_in_, z_in_);
+    engine::quantize_u8(patches_.data(), pcodes_.data(), B * np_ * K0, s_in_, z_in_, in_max_);
     patch_.forward_u8(pcodes_.data(), B * np_, static_cast<int32_t>(z_in_), h_.data(),
-                      zero(qs_.params("embed.patch")), acc_.data());
+                      zero(qs_.params("embed.patch")), qs_.params("embed.patch").bits.qmax(), acc_.data());
     stage("embed.patch", h_.data(), B * np_, D);
     parallel_for(rows, 64, [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r) {
@@ -128,14 +131,15 @@ class IntVit final : public IntModel {
       const std::string b = "blocks." + std::to_string(i) + ".";
       k.norm1.forward(x_.data(), h_.data(), rows);
       stage(b + "norm1.out", h_.data(), rows, D);
-      k.qkv.forward_u8(h_.data(), rows, k.norm1.out_zero, qkv_.data(), k.attn.qkv_zero, acc_.data());
+      k.qkv.forward_u8(h_.data(), rows, k.norm1.out_zero, qkv_.data(), k.attn.qkv_zero,
+                       qs_.params(b + "attn.qkv").bits.qmax(), acc_.data());
       stage(b + "attn.qkv", qkv_.data(), rows, 3 * D);
       k.attn.logits(qkv_.data(), lc_.data(), B, N);
       stage(b + "attn.logits", lc_.data(), B * H_ * N, N);
       k.attn.context(qkv_.data(), lc_.data(), h_.data(), B, N);
       stage(b + "attn.context", h_.data(), rows, D);
-      const int32_t zp = zero(qs_.params(b + "attn.proj"));
-      k.proj.forward_u8(h_.data(), rows, k.attn.ctx_zero, g_.data(), zp, acc_.data());
+      const QuantParams& pp = qs_.params(b + "attn.proj");
+      k.proj.forward_u8(h_.data(), rows, k.attn.ctx_zero, g_.data(), zero(pp), pp.bits.qmax(), acc_.data());
       stage(b + "attn.proj", g_.data(), rows, D);
       k.add1.forward(x_.data(), g_.data(), 0, x_.data(), rows);
       stage(b + "norm2.in", x_.data(), rows, D);
@@ -144,7 +148,8 @@ class IntVit final : public IntModel {
       k.fc1.forward_lut(h_.data(), rows, k.norm2.out_zero, g_.data(), k.gelu, acc_.data());
       const QuantParams& gp = qs_.params(b + "mlp.gelu");
       stage(b + "mlp.gelu", g_.data(), rows, int64_t(c.mlp_ratio) * D);
-      k.fc2.forward_u8(g_.data(), rows, zero(gp), h_.data(), zero(qs_.params(b + "mlp.fc2")), acc_.data());
+      const QuantParams& f2 = qs_.params(b + "mlp.fc2");
+      k.fc2.forward_u8(g_.data(), rows, zero(gp), h_.data(), zero(f2), f2.bits.qmax(), acc_.data());
       stage(b + "mlp.fc2", h_.data(), rows, D);
       k.add2.forward(x_.data(), h_.data(), 0, x_.data(), rows);
       stage(k.next, x_.data(), rows, D);
@@ -162,7 +167,8 @@ class IntVit final : public IntModel {
     head_.forward_f32(h_.data(), B, norm_.out_zero, logits.f32(), acc_.data());
     const QuantParams& hp = qs_.params("head.out");
     std::vector<uint8_t> hq(static_cast<size_t>(B * c.num_classes));
-    engine::quantize_u8(logits.f32(), hq.data(), B * c.num_classes, hp.scale[0], hp.zero_point[0]);
+    engine::quantize_u8(logits.f32(), hq.data(), B * c.num_classes, hp.scale[0], hp.zero_point[0],
+                        hp.bits.qmax());
     stage("head.out", hq.data(), B, c.num_classes);
     for (int64_t i = 0; i < B * c.num_classes; ++i)
       logits.f32()[i] = (static_cast<float>(hq[i]) - hp.zero_point[0]) * hp.scale[0];
@@ -232,7 +238,8 @@ class IntVit final : public IntModel {
   void stage(const std::string& name, uint8_t* codes, int64_t rows, int64_t C) {
     if (!hook_) return;
     const QuantParams& p = qs_.params(name);
-    hook_(StageView{name, codes, rows, C, p.scale.data(), static_cast<int64_t>(p.scale.size()), zero(p)});
+    hook_(StageView{name, codes, rows, C, p.scale.data(), static_cast<int64_t>(p.scale.size()), zero(p),
+                   p.bits.qmax()});
   }
 
   void ensure(int64_t B) {
@@ -256,6 +263,7 @@ class IntVit final : public IntModel {
   QuantSession qs_;
   int64_t np_ = 0, N_ = 0, H_ = 0;
   float s_in_ = 0, z_in_ = 0;
+  int32_t in_max_ = 255;
   IntLinear patch_, head_;
   uint8_t tok_lut_[256] = {};
   const uint8_t* cls_q_ = nullptr;

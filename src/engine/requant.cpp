@@ -30,10 +30,10 @@ Mult mult_from_real(double r) {
   return {static_cast<int32_t>(m), shift};
 }
 
-void quantize_u8(const float* x, uint8_t* q, int64_t n, float s, float z) {
+void quantize_u8(const float* x, uint8_t* q, int64_t n, float s, float z, int32_t qmax) {
   parallel_for(n, 16384, [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i)
-      q[i] = static_cast<uint8_t>(quant_detail::quant_code(x[i], s, z, 0.0f, 255.0f));
+      q[i] = static_cast<uint8_t>(quant_detail::quant_code(x[i], s, z, 0.0f, static_cast<float>(qmax)));
   });
 }
 

@@ -13,7 +13,8 @@
 namespace qvit::engine {
 
 void IntAdd::init(int64_t channels, const std::vector<float>& sa, int32_t za_, const std::vector<float>& sb,
-                  int32_t zb_, const std::vector<float>& so, int32_t zo_) {
+                  int32_t zb_, const std::vector<float>& so, int32_t zo_, int32_t qmax_) {
+  qmax = qmax_;
   C = channels;
   za = za_;
   zb = zb_;
@@ -42,7 +43,7 @@ void IntAdd::forward(const uint8_t* a, const uint8_t* b, int64_t b_rows, uint8_t
       uint8_t* yr = y + r * C;
       for (int64_t c = 0; c < C; ++c) {
         const int64_t v = int64_t(ar[c] - za) * ma[c] + int64_t(br[c] - zb) * mb[c];
-        yr[c] = clamp_u8(((v + half) >> k) + zo);
+        yr[c] = clamp_q(((v + half) >> k) + zo, qmax);
       }
     }
   });
