@@ -4,14 +4,17 @@
 // formulas as the simulation (quant_detail::int_ln_token / int_ln_coeff: one sqrt per token and a
 // few float operations per channel, as FQ-ViT defines them); every element is then integer:
 //   code_c = round_half_even((sign(A_c) M_c x_q,c + B_c) / 2^N_c),  y_c = clamp(code_c + z_out).
-// Given the same input codes this equals the simulation's output code exactly while
-// |sign(A) M x_q + B| < 2^24 (the simulation's float32 sum is exact there); beyond, the integer
-// result is the exactly rounded one.
+// This equals the simulation's code exactly while |sign(A) M x_q + B| < 2^24 (its float32 sum is
+// exact there); beyond (rare: N_c >= ~16), the element is computed with the simulation's float
+// expression, so the result is always the simulation's. The AVX2 path runs the simulation's own
+// bit-identical AVX2 token kernel on the dequantized codes (an integer-valued float pipeline) and
+// converts its outputs code * s_out back to codes; the scalar path is the reference.
 #include <algorithm>
 #include <cmath>
 
 #include "engine/engine_ops.h"
 #include "qvit/error.h"
+#include "qvit/kernels.h"
 #include "qvit/parallel.h"
 #include "quant/int_layernorm_impl.h"
 
@@ -27,6 +30,8 @@ inline int64_t shift_round_even(int64_t v, int n) {
   const int64_t half = int64_t{1} << (n - 1);
   return q + ((r > half || (r == half && (q & 1))) ? 1 : 0);
 }
+
+constexpr int64_t kExact = int64_t{1} << 24;
 
 inline int64_t to_i64(float b) {
   constexpr float kLim = 4.6e18f;
@@ -62,11 +67,22 @@ void IntLayerNorm::init(const QuantParams& in, const float* g, const float* b,
 void IntLayerNorm::forward(const uint8_t* x, uint8_t* y, int64_t rows) const {
   const quant_detail::IntLnRow k{C, s_in.data(), shift_f.data(), gamma.data(), beta.data(), s_min,
                                  s_out};
+  const bool avx2 = kernel_path() == KernelPath::avx2;
   parallel_for(rows, std::max<int64_t>(1, 4096 / C), [&](int64_t r0, int64_t r1) {
     std::vector<int32_t> xq(static_cast<size_t>(C));
+    std::vector<float> xf(static_cast<size_t>(C)), yf(static_cast<size_t>(C)), tmp(static_cast<size_t>(C));
+    const float z = static_cast<float>(in_zero);
     for (int64_t r = r0; r < r1; ++r) {
       const uint8_t* xr = x + r * C;
       uint8_t* yr = y + r * C;
+      if (avx2) {
+        for (int64_t c = 0; c < C; ++c) xf[c] = (static_cast<float>(xr[c]) - z) * s_in[c];
+        if (quant_detail::int_ln_row_avx2(xf.data(), yf.data(), k, tmp.data())) {
+          for (int64_t c = 0; c < C; ++c)
+            yr[c] = clamp_q(static_cast<int64_t>(std::nearbyint(yf[c] / s_out)) + out_zero, out_max);
+          continue;
+        }
+      }
       int64_t s1 = 0, s2 = 0;  // |x_q| <= 255 * 256: s2 < 2^32 C, exact in int64
       for (int64_t c = 0; c < C; ++c) {
         const int32_t v = (static_cast<int32_t>(xr[c]) - in_zero) * shift[c];
@@ -83,7 +99,10 @@ void IntLayerNorm::forward(const uint8_t* x, uint8_t* y, int64_t rows) const {
       for (int64_t c = 0; c < C; ++c) {
         const quant_detail::IntLnCoeff f = quant_detail::int_ln_coeff(c, a_base, mos, k);
         const int64_t v = static_cast<int64_t>(f.sm) * xq[c] + to_i64(f.b);
-        yr[c] = clamp_q(shift_round_even(v, f.n) + out_zero, out_max);
+        const int64_t code = (v < kExact && v > -kExact)
+                                 ? shift_round_even(v, f.n)
+                                 : static_cast<int64_t>(std::nearbyint((f.sm * static_cast<float>(xq[c]) + f.b) / f.pow_n));
+        yr[c] = clamp_q(code + out_zero, out_max);
       }
     }
   });
