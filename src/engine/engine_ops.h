@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "qvit/qkernels.h"
 #include "qvit/quant.h"
 
 namespace qvit::engine {
@@ -40,14 +41,13 @@ struct IntLinear {
   int64_t N = 0, K = 0;
   const int8_t* w = nullptr;      // [N, K], row-major (the file's bytes or an unpacked copy)
   const int32_t* bias_q = nullptr;
-  std::vector<int32_t> row_sums;  // sum_k w[n,k]
-  std::vector<int16_t> w16;       // int16 panels of 8 channels (int_gemm_avx2.cpp), until qkernels.h
+  QWeight packed;                 // for qgemm_u8s8s32
   // uint8 output: y = clamp(requant(v, mult[n]) + out_zero); mult = s_a s_w[n] 2^-8 / s_out (the
   // file stores the multiplier of acc; the loader adds kBiasFracBits to its shift).
   std::vector<Mult> mult;
   // float output: y = (acc + bias_q 2^-8) * deq[n] (deq = s_a s_w[n]), in double, rounded once.
   std::vector<float> deq;
-  void init_sums();
+  void init_sums();  // packs the weights
   int64_t biased(int32_t acc, int64_t n) const { return (int64_t{acc} << kBiasFracBits) + bias_q[n]; }
   float real(int32_t acc, int64_t n) const {
     return static_cast<float>((double(acc) + std::ldexp(double(bias_q[n]), -kBiasFracBits)) * deq[n]);
