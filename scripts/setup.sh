@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Installs the Debian packages qvit needs, skipping what is already installed (idempotent).
-# Usage: scripts/setup.sh [--with-python]   (--with-python: torch/torchvision/PIL for tools/ and bench/)
+# Usage: scripts/setup.sh [--with-python] [--with-fuzz]
+#   --with-python: torch/torchvision/PIL for tools/ and bench/;  --with-fuzz: clang + libFuzzer runtime
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libdnnl-dev libturbojpeg0-dev libpng-dev zlib1g-dev
       nlohmann-json3-dev libcli11-dev libfmt-dev libgtest-dev libbenchmark-dev)
-if [[ "${1:-}" == "--with-python" ]]; then
-  pkgs+=(python3-torch python3-torchvision python3-pil python3-numpy)
-fi
+for arg in "$@"; do
+  case "$arg" in
+    --with-python) pkgs+=(python3-torch python3-torchvision python3-pil python3-numpy) ;;
+    --with-fuzz) pkgs+=(clang libclang-rt-14-dev) ;;
+  esac
+done
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
