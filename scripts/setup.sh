@@ -4,7 +4,8 @@
 #   --with-python: torch/torchvision/PIL for tools/ and bench/;  --with-fuzz: clang + libFuzzer runtime
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libdnnl-dev libturbojpeg0-dev libpng-dev zlib1g-dev
-      nlohmann-json3-dev libcli11-dev libfmt-dev libgtest-dev libbenchmark-dev)
+      nlohmann-json3-dev libcli11-dev libfmt-dev libgtest-dev libbenchmark-dev
+      chromium)  # chromium: headless rendering test of `qvit report` pages
 for arg in "$@"; do
   case "$arg" in
     --with-python) pkgs+=(python3-torch python3-torchvision python3-pil python3-numpy) ;;

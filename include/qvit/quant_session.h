@@ -69,6 +69,13 @@ class QuantSession {
   // integer engine's stages).
   using PointHook = std::function<void(const std::string& name, const float* x, int64_t rows, int64_t C)>;
   void set_point_hook(PointHook h) { hook_ = std::move(h); }
+  // Statistics sink (qvit report): calibrate and simulate modes call it at every visited point
+  // with the values before and after the point (`after == before` when calibrating: x is not
+  // changed). Weights are not points; LIS softmax is skipped like everywhere else.
+  using StatsHook = std::function<void(const std::string& name, QPointRole role,
+                                       const float* before, const float* after, int64_t rows,
+                                       int64_t C)>;
+  void set_stats_hook(StatsHook h) { stats_hook_ = std::move(h); }
   // Fixes every point's parameters from its observer (end of calibration).
   void finalize();
   size_t size() const { return points_.size(); }
@@ -98,6 +105,8 @@ class QuantSession {
   bool last_batch_ = false;
   std::map<std::string, Point> points_;
   PointHook hook_;
+  StatsHook stats_hook_;
+  std::vector<float> stats_before_;  // copy of x before fake-quant for stats_hook_
 };
 
 }  // namespace qvit

@@ -111,14 +111,17 @@ void QuantSession::point(const std::string& name, QPointRole role, float* x, int
       fail("quant", "point '{}' saw {} channels, then {}", name, p.channels, C);
     }
     p.observer->observe(x, rows, C, last_batch_);
+    if (stats_hook_) stats_hook_(name, role, x, x, rows, C);
     return;
   }
   const QuantParams& q = params(name);
   if (q.per_channel() && static_cast<int64_t>(q.scale.size()) != C)
     fail("quant", "point '{}' has {} channel scales but the tensor has {} channels", name,
          q.scale.size(), C);
+  if (stats_hook_) stats_before_.assign(x, x + rows * C);
   fake_quant(x, rows, C, q);
   if (hook_) hook_(name, x, rows, C);
+  if (stats_hook_) stats_hook_(name, role, stats_before_.data(), x, rows, C);
 }
 
 void QuantSession::weight(const std::string& name, float* w, int64_t N, int64_t K) {

@@ -20,6 +20,7 @@ Command add_fqvit_table_command(CLI::App& app);
 Command add_inspect_command(CLI::App& app);
 Command add_convert_command(CLI::App& app);
 Command add_predict_command(CLI::App& app);
+Command add_report_command(CLI::App& app);
 
 // Shared helpers.
 // Default data folder: $QVIT_DATA or ../shared/data.

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "commands.h"
+#include "interrupt.h"
 #include "qvit/error.h"
 
 int main(int argc, char** argv) {
@@ -30,15 +31,20 @@ int main(int argc, char** argv) {
       qvit::cli::add_inspect_command(app),
       qvit::cli::add_convert_command(app),
       qvit::cli::add_predict_command(app),
+      qvit::cli::add_report_command(app),
   };
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
+  qvit::cli::install_interrupt_handler();
   try {
     for (const auto& c : commands)
       if (c.app->parsed()) return c.run();
+  } catch (const qvit::cli::Interrupted&) {
+    std::fprintf(stderr, "\nqvit: interrupted\n");
+    return 130;
   } catch (const qvit::Error& e) {
     std::fprintf(stderr, "qvit: error: %s\n", e.what());
     return 1;

@@ -1,5 +1,7 @@
 #include "progress.h"
 
+#include "interrupt.h"
+
 #include <unistd.h>
 
 #include <cstdio>
@@ -24,6 +26,7 @@ Progress::Progress(std::string label, std::string unit)
       start_(std::chrono::steady_clock::now()), last_line_(start_) {}
 
 void Progress::update(size_t done, size_t total) {
+  check_interrupted();
   const auto now = std::chrono::steady_clock::now();
   const double el = std::chrono::duration<double>(now - start_).count();
   const double rate = el > 0 ? done / el : 0;

@@ -1,5 +1,6 @@
 // Progress reporting for long CLI jobs: a redrawn bar with rate and ETA on a terminal, plain
-// periodic lines (every 10 % or 15 s) otherwise. Writes to stderr.
+// periodic lines (every 10 % or 15 s) otherwise. Writes to stderr. update() throws Interrupted
+// after Ctrl-C (interrupt.h).
 #pragma once
 
 #include <chrono>
