@@ -19,9 +19,12 @@ struct Mult {
   int32_t shift = 0;
 };
 Mult mult_from_real(double r);  // throws "[engine]" for r < 0, non-finite or r >= 2^31
+// x m is formed in 128 bits: x can reach 2^40 (an int32 accumulator shifted by the 8 bias bits).
 inline int64_t apply_mult(int64_t x, Mult m) {
-  if (m.shift == 0) return x * m.mult;
-  return (x * m.mult + (int64_t{1} << (m.shift - 1))) >> m.shift;
+  __extension__ using int128 = __int128;
+  const int128 p = static_cast<int128>(x) * m.mult;
+  if (m.shift == 0) return static_cast<int64_t>(p);
+  return static_cast<int64_t>((p + (int128{1} << (m.shift - 1))) >> m.shift);
 }
 // Codes are clamped to [0, qmax] of their quantizer (255 for uint8, 63 for uint6, ...).
 inline uint8_t clamp_q(int64_t v, int32_t qmax) {
