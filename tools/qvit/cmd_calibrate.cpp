@@ -1,17 +1,19 @@
 // qvit calibrate: FQ-ViT calibration, writing every quantization point's parameters to JSON.
 #include <chrono>
 #include <cstdio>
+#include <map>
 
 #include "commands.h"
 #include "quant_options.h"
 #include "qvit/error.h"
+#include "qvit/io.h"
 #include "qvit/parallel.h"
 
 namespace qvit::cli {
 
 namespace {
 struct CalibrateArgs {
-  std::string model, weights, out;
+  std::string model, weights, out, json;
   int threads = 0, workers = 2;
   QuantArgs q;
 };
@@ -30,6 +32,16 @@ int run_calibrate(const CalibrateArgs& a) {
   auto session = calibrate_from_args(*model, a.q, cfg.preprocess(), a.workers, calib, nullptr);
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   session->save(a.out);
+  if (!a.json.empty()) {
+    std::map<std::string, int> roles;
+    const nlohmann::json params = session->to_json();
+    for (const auto& p : params.at("points")) roles[p.value("role", "?")]++;
+    const nlohmann::json j = {{"model", cfg.name}, {"config", qc.to_json()},
+                              {"label", qc.label()}, {"calib_images", a.q.calib_iter * a.q.calib_batch},
+                              {"seed", a.q.seed}, {"points", session->size()}, {"points_by_role", roles},
+                              {"seconds", s}, {"threads", num_threads()}, {"output", a.out}};
+    write_file_atomic(a.json, j.dump(1) + "\n");
+  }
   std::printf("calibrated %zu quantization points of %s (%s) in %.1f s; wrote %s\n",
               session->size(), cfg.name.c_str(), qc.label().c_str(), s, a.out.c_str());
   return 0;
@@ -42,6 +54,7 @@ Command add_calibrate_command(CLI::App& app) {
   sub->add_option("--model", args->model, "Model name")->required();
   sub->add_option("--weights", args->weights, "Weights file or random:SEED")->required();
   sub->add_option("-o,--output", args->out, "Parameter file to write (JSON)")->required();
+  sub->add_option("--json", args->json, "Also write a summary (points, roles, time) as JSON");
   sub->add_option("--threads", args->threads, "Compute threads (0 = all cores)")
       ->capture_default_str()->check(CLI::Range(0, 1024));
   sub->add_option("--workers", args->workers, "Image decoding threads")

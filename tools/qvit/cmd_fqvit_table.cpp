@@ -14,12 +14,20 @@ namespace qvit::cli {
 
 namespace {
 struct TableArgs {
-  std::string model, weights, data, labels, out;
+  std::string model, weights, data, labels, out, json, csv;
   int threads = 0, workers = 2, batch = 50;
   bool holdout = false;
   std::string methods = "minmax,ema,percentile,omse";
   QuantArgs q;
 };
+
+// RFC 4180 field: quoted when it holds a comma, quote or line break.
+std::string csv_field(const std::string& v) {
+  if (v.find_first_of(",\"\r\n") == std::string::npos) return v;
+  std::string q = "\"";
+  for (char c : v) q += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return q + "\"";
+}
 
 struct Row {
   std::string method, setting;
@@ -101,7 +109,10 @@ int run_table(const TableArgs& a) {
       a.data, a.holdout ? " not used for calibration" : "");
   nlohmann::json j = {{"model", cfg.name}, {"weights", a.weights}, {"eval_images", order.size()},
                       {"calib_images", used.size()}, {"seed", a.q.seed}, {"rows", nlohmann::json::array()}};
+  std::string csv = "method,setting,top1,top5,agreement\n";
   for (const Row& r : rows) {
+    csv += fmt::format("{},{},{:.2f},{:.2f},{:.2f}\n", csv_field(r.method), csv_field(r.setting),
+                       r.r.top1_pct(), r.r.top5_pct(), r.agreement);
     md += fmt::format("| {} | {} | {:.2f} | {:.2f} | {:.2f} |\n", r.method, r.setting,
                       r.r.top1_pct(), r.r.top5_pct(), r.agreement);
     j["rows"].push_back({{"method", r.method}, {"setting", r.setting}, {"top1", r.r.top1_pct()},
@@ -111,8 +122,12 @@ int run_table(const TableArgs& a) {
   if (!a.out.empty()) {
     write_file_atomic(a.out + ".md", md);
     write_file_atomic(a.out + ".json", j.dump(1) + "\n");
-    std::fprintf(stderr, "wrote %s.md and %s.json\n", a.out.c_str(), a.out.c_str());
+    write_file_atomic(a.out + ".csv", csv);
+    std::fprintf(stderr, "wrote %s.md, %s.json and %s.csv\n", a.out.c_str(), a.out.c_str(),
+                 a.out.c_str());
   }
+  if (!a.json.empty()) write_file_atomic(a.json, j.dump(1) + "\n");
+  if (!a.csv.empty()) write_file_atomic(a.csv, csv);
   return 0;
 }
 }  // namespace
@@ -125,7 +140,9 @@ Command add_fqvit_table_command(CLI::App& app) {
   sub->add_option("--weights", args->weights, "Weights file or random:SEED")->required();
   sub->add_option("--data", args->data, "Evaluation image folder")->required();
   sub->add_option("--labels", args->labels, "Label file when --data is flat");
-  sub->add_option("-o,--output", args->out, "Write OUT.md and OUT.json");
+  sub->add_option("-o,--output", args->out, "Write OUT.md, OUT.json and OUT.csv");
+  sub->add_option("--json", args->json, "Write the table as JSON to this file");
+  sub->add_option("--csv", args->csv, "Write the table as CSV to this file");
   sub->add_option("--methods", args->methods, "Observers to run, comma-separated")
       ->capture_default_str();
   sub->add_flag("--holdout", args->holdout,

@@ -16,7 +16,7 @@ namespace qvit::cli {
 
 namespace {
 struct ReportArgs {
-  std::string model, weights, data, labels, out;
+  std::string model, weights, data, labels, out, json;
   std::vector<std::string> tables;
   int threads = 0, workers = 2, probe_images = 20, eval_images = 20, batch = 10;
   QuantArgs q;
@@ -89,6 +89,7 @@ int run_report(const ReportArgs& a) {
   d.weights = a.weights;
   d.tables = std::move(tables);
   write_report(d, a.out);
+  if (!a.json.empty()) write_file_atomic(a.json, report_json(d).dump(1) + "\n");
   std::printf("wrote %s/index.html (%zu quantization points, %zu blocks; worst point %s %.2f dB)\n",
               a.out.c_str(), d.points.size(), d.blocks.size(),
               d.points.empty() ? "-" : d.points[0].name.c_str(),
@@ -108,6 +109,7 @@ Command add_report_command(CLI::App& app) {
       ->required();
   sub->add_option("--data", args->data, "Evaluation image folder (default: --calib-data, "
                                         "images not used for calibration)");
+  sub->add_option("--json", args->json, "Also write report.json's numbers to this file");
   sub->add_option("--labels", args->labels, "Label file when --data is flat");
   sub->add_option("--qparams", args->q.qparams, "Load calibrated parameters instead of calibrating");
   sub->add_option("--table", args->tables,
