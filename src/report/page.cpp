@@ -228,6 +228,9 @@ void write_report(const ReportData& d, const std::string& dir, std::string* temp
     points_html += "<h2>Error at each quantization point</h2>\n<p class=\"note\">Between the value "
             "entering a point and its fake-quantized value in the quantized network, worst "
             "SQNR first.</p>\n";
+    if (d.config_label.find("LIS") != std::string::npos)
+      points_html += "<p class=\"note\">With LIS the softmax is quantized inside Log-Int-Softmax, "
+                     "not at a point: its error appears in the points and blocks after it.</p>\n";
     {
       std::vector<std::string> labels;
       std::vector<double> v;

@@ -73,13 +73,16 @@ std::string axes(const Frame& f, const std::string& xlabel, const std::string& y
   return s;
 }
 
-std::string legend(const Frame& f, const std::vector<std::pair<std::string, std::string>>& items) {
+// Top right inside the plot, or right of it (`outside`, needs a right margin of ~170 px).
+std::string legend(const Frame& f, const std::vector<std::pair<std::string, std::string>>& items,
+                   bool outside = false) {
   std::string s;
   double y = f.top + 12;
+  const double x = outside ? f.W - f.right + 8 : f.W - f.right - 170;
   for (const auto& [name, color] : items) {
     s += fmt::format("<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"12\" height=\"4\" fill=\"{}\"/>"
                      "<text x=\"{:.1f}\" y=\"{:.1f}\">{}</text>\n",
-                     f.W - f.right - 170, y - 4, color, f.W - f.right - 154, y, html_escape(name));
+                     x, y - 4, color, x + 16, y, html_escape(name));
     y += 14;
   }
   return s;
@@ -183,7 +186,7 @@ std::string svg_histogram(const std::string& title, const std::string& xlabel,
                           const std::string& ylabel, const std::vector<double>& edges,
                           const std::vector<double>& counts, bool log_y,
                           const std::vector<ChartOverlay>& overlays) {
-  Frame f{760, 340, 60, 20, 30, 40, 0, 1, 0, 1};
+  Frame f{900, 340, 60, 170, 30, 40, 0, 1, 0, 1};
   if (edges.size() >= 2) f.x0 = edges.front(), f.x1 = edges.back();
   double hi = 0;
   for (double c : counts) hi = std::max(hi, log_y ? std::log10(1 + c) : c);
@@ -210,7 +213,7 @@ std::string svg_histogram(const std::string& title, const std::string& xlabel,
     }
     items.emplace_back(overlays[k].name, c);
   }
-  return s + legend(f, items) + "</svg>\n";
+  return s + legend(f, items, /*outside=*/true) + "</svg>\n";
 }
 
 }  // namespace qvit
