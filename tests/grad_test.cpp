@@ -215,10 +215,11 @@ TEST_F(GradModel, FiniteDifferencesOfTheLoss) {
     }
     return L;
   };
-  const WeightMap g = output_gradients(cfg_, w_, x_, {"blocks.0.mlp.fc1", "blocks.1.attn.qkv", "blocks.0.attn.proj", "head"}, labels_);
+  const WeightMap g = output_gradients(cfg_, w_, x_, {"blocks.0.mlp.fc1", "blocks.1.attn.qkv", "blocks.0.attn.proj", "head", "patch_embed"}, labels_);
   for (const auto& [out, bias] : std::vector<std::pair<std::string, std::string>>{
            {"blocks.0.mlp.fc1", "blocks.0.mlp.fc1.bias"}, {"blocks.1.attn.qkv", "blocks.1.attn.qkv.bias"},
-           {"blocks.0.attn.proj", "blocks.0.attn.proj.bias"}, {"head", "head.bias"}}) {
+           {"blocks.0.attn.proj", "blocks.0.attn.proj.bias"}, {"head", "head.bias"},
+           {"patch_embed", "patch_embed.proj.bias"}}) {
     const Tensor& gt = g.at(out);
     const int64_t C = gt.dim(-1), rows = gt.numel() / C;
     for (int64_t c : {int64_t{0}, C / 2, C - 1}) {

@@ -44,6 +44,7 @@ void attention_backward_head(const float* dctx, int64_t ldc, const float* q, con
 //   "blocks.{i}.mlp.fc1"      fc1 output (pre-GELU) [B,T,4D]
 //   "blocks.{i}.mlp.fc2"      fc2 output [B,T,D]
 //   "head"                    logits [B,classes]
+//   "patch_embed"             patch-embedding output (before class token and pos_embed) [B,np,D]
 // Also "logits" (the FP logits themselves, not a gradient) when asked for. ViT/DeiT only
 // ("[grad] ... not supported for swin"); unknown names throw. Thread-count independent.
 WeightMap output_gradients(const ModelConfig& cfg, const WeightMap& weights, const Tensor& images,

@@ -125,6 +125,8 @@ class Model {
 
 // Checks the weights (check_weights) and builds the model.
 std::unique_ptr<Model> create_model(const ModelConfig& cfg, WeightFile weights);
+// Loads `weights` (a .safetensors/.pth path, or "random:SEED") and checks them (check_weights).
+WeightFile load_checked_weights(const ModelConfig& cfg, const std::string& weights);
 // Loads `weights` (a .safetensors/.pth path, or "random:SEED") and builds the model.
 std::unique_ptr<Model> load_model(const std::string& name, const std::string& weights);
 

@@ -196,17 +196,7 @@ QvitWriter convert_to_int(const ModelConfig& cfg, const WeightFile& weights,
 void convert_files(const std::string& model, const std::string& weights, const std::string& qparams,
                    const std::string& out_path) {
   const ModelConfig& cfg = model_config(model);
-  WeightFile wf;
-  if (weights.rfind("random:", 0) == 0) {
-    char* end = nullptr;
-    const unsigned long seed = std::strtoul(weights.c_str() + 7, &end, 10);
-    if (weights.size() == 7 || *end != '\0' || seed > 0xFFFFFFFFul)
-      fail("engine", "bad weights '{}': expected random:SEED", weights);
-    wf = synthetic_weights(cfg, static_cast<uint32_t>(seed));
-  } else {
-    wf = load_weights(weights);
-  }
-  check_weights(cfg, wf);
+  const WeightFile wf = load_checked_weights(cfg, weights);
   const QuantSession qs = QuantSession::load(qparams, cfg.name);
   convert_to_int(cfg, wf, qs, {weights, qparams}).save(out_path);
 }

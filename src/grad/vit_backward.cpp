@@ -39,14 +39,14 @@ WeightMap output_gradients(const ModelConfig& cfg, const WeightMap& weights, con
     fail("grad", "images have shape {}, expected [B,{},{},{}]", shape_str(images.shape()), cfg.in_chans, cfg.img_size, cfg.img_size);
   }
   if (!labels.empty() && static_cast<int64_t>(labels.size()) != B) fail("grad", "{} labels for {} images", labels.size(), B);
-  std::set<std::string> known = {"head", "logits"};
+  std::set<std::string> known = {"head", "logits", "patch_embed"};
   for (int i = 0; i < cfg.depth; ++i) {
     const std::string b = "blocks." + std::to_string(i);
     for (const char* s : {"", ".attn.qkv", ".attn.matmul1", ".attn.matmul2", ".attn.proj", ".mlp.fc1", ".mlp.fc2"}) known.insert(b + s);
   }
   std::set<std::string> want;
   for (const std::string& n : names) {
-    if (!known.count(n)) fail("grad", "unknown output '{}' (known: blocks.N, blocks.N.attn.qkv|matmul1|matmul2|proj, blocks.N.mlp.fc1|fc2, head, logits)", n);
+    if (!known.count(n)) fail("grad", "unknown output '{}' (known: patch_embed, blocks.N, blocks.N.attn.qkv|matmul1|matmul2|proj, blocks.N.mlp.fc1|fc2, head, logits)", n);
     want.insert(n);
   }
   WeightMap out;
@@ -161,6 +161,12 @@ WeightMap output_gradients(const ModelConfig& cfg, const WeightMap& weights, con
     linear_backward_input(g_qkv.f32(), get(weights, bn + ".attn.qkv.weight").f32(), g_d.f32(), R, 3 * D, D);
     layernorm_backward(g_d.f32(), a.x_in.f32(), get(weights, bn + ".norm1.weight").f32(), g_d.f32(), R, D, eps);
     add_f32(g_x.f32(), g_d.f32(), g_x.f32(), R * D);  // dL/dx_in = dL/d(previous block output)
+  }
+  if (want.count("patch_embed")) {  // tokens 1..T-1 of block 0's input (+ pos_embed is linear)
+    Tensor g({B, np, D});
+    for (int64_t b = 0; b < B; ++b)
+      std::memcpy(g.f32() + b * np * D, g_x.f32() + (b * T + 1) * D, static_cast<size_t>(np * D) * sizeof(float));
+    out["patch_embed"] = std::move(g);
   }
   return out;
 }

@@ -250,17 +250,26 @@ std::unique_ptr<Model> create_model(const ModelConfig& cfg, WeightFile weights) 
   return model_family(cfg.family).create(cfg, weights);
 }
 
-std::unique_ptr<Model> load_model(const std::string& name, const std::string& weights) {
-  const ModelConfig& cfg = model_config(name);
+WeightFile load_checked_weights(const ModelConfig& cfg, const std::string& weights) {
+  WeightFile wf;
   if (weights.rfind("random:", 0) == 0) {
     const std::string s = weights.substr(7);
     char* end = nullptr;
     unsigned long seed = std::strtoul(s.c_str(), &end, 10);
     if (s.empty() || *end != '\0' || seed > 0xFFFFFFFFul)
       fail("model", "bad weights '{}': expected random:SEED with SEED a 32-bit integer", weights);
-    return create_model(cfg, synthetic_weights(cfg, static_cast<uint32_t>(seed)));
+    wf = synthetic_weights(cfg, static_cast<uint32_t>(seed));
+  } else {
+    wf = load_weights(weights);
   }
-  return create_model(cfg, load_weights(weights));
+  check_weights(cfg, wf);
+  return wf;
+}
+
+std::unique_ptr<Model> load_model(const std::string& name, const std::string& weights) {
+  const ModelConfig& cfg = model_config(name);
+  WeightFile wf = load_checked_weights(cfg, weights);
+  return model_family(cfg.family).create(cfg, wf);
 }
 
 }  // namespace qvit

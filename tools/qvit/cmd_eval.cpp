@@ -6,6 +6,7 @@
 #include "commands.h"
 #include "progress.h"
 #include "quant_options.h"
+#include "qvit/apq.h"
 #include "qvit/dataset.h"
 #include "qvit/engine.h"
 #include "qvit/error.h"
@@ -24,7 +25,7 @@ std::string default_data_dir() {
 namespace {
 
 struct EvalArgs {
-  std::string model, weights, data, labels, json, engine = "float", qmodel;
+  std::string model, weights, data, labels, json, engine = "float", qmodel, apq_params;
   bool allow_missing = false;
   size_t limit = 0;
   int batch = 32, threads = 0, workers = 2;
@@ -76,7 +77,17 @@ int run_eval(const EvalArgs& a) {
   } else {
     if (a.model.empty() || a.weights.empty()) fail("cli", "--model and --weights are required");
     if (!a.qmodel.empty()) fail("cli", "--qmodel needs --engine int");
-    model = load_model(a.model, a.weights);
+    if (!a.apq_params.empty()) {
+      if (!a.q.qparams.empty() || a.q.quant) fail("cli", "--apq-params cannot be combined with --quant/--qparams");
+      const ModelConfig& mc = model_config(a.model);
+      const apq::ApqParams p = apq::ApqParams::load(a.apq_params);
+      p.check(mc, a.apq_params);
+      model = apq::create_model(mc, load_checked_weights(mc, a.weights).tensors, p);
+      label = p.config.label();
+      quant_json = p.config.to_json();
+    } else {
+      model = load_model(a.model, a.weights);
+    }
   }
   const ModelConfig& cfg = model->config();
   const std::string weights = a.engine == "int" ? a.qmodel : a.weights;
@@ -155,6 +166,8 @@ Command add_eval_command(CLI::App& app) {
                   "--engine int");
   sub->add_option("--engine", args->engine, "float (FP32 or the simulation) or int (a .qvit file)")
       ->capture_default_str();
+  sub->add_option("--apq-params", args->apq_params,
+                  "Evaluate the PTQ4ViT/APQ-ViT simulation with these parameters (qvit apq-calibrate)");
   sub->add_option("--qmodel", args->qmodel, "With --engine int: the converted model (qvit convert)");
   sub->add_option("--data", args->data,
                   "Image folder: ROOT/<class>/<image> (ImageFolder), or flat with --labels")

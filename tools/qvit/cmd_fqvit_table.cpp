@@ -12,6 +12,14 @@
 
 namespace qvit::cli {
 
+// RFC 4180 field: quoted when it holds a comma, quote or line break.
+std::string csv_field(const std::string& v) {
+  if (v.find_first_of(",\"\r\n") == std::string::npos) return v;
+  std::string q = "\"";
+  for (char c : v) q += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return q + "\"";
+}
+
 namespace {
 struct TableArgs {
   std::string model, weights, data, labels, out, json, csv;
@@ -21,13 +29,6 @@ struct TableArgs {
   QuantArgs q;
 };
 
-// RFC 4180 field: quoted when it holds a comma, quote or line break.
-std::string csv_field(const std::string& v) {
-  if (v.find_first_of(",\"\r\n") == std::string::npos) return v;
-  std::string q = "\"";
-  for (char c : v) q += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return q + "\"";
-}
 
 struct Row {
   std::string method, setting;

@@ -32,6 +32,8 @@ int main(int argc, char** argv) {
       qvit::cli::add_convert_command(app),
       qvit::cli::add_predict_command(app),
       qvit::cli::add_report_command(app),
+      qvit::cli::add_apq_calibrate_command(app),
+      qvit::cli::add_apq_table_command(app),
   };
   try {
     app.parse(argc, argv);
