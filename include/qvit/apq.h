@@ -36,7 +36,7 @@ struct ApqConfig {
   Method method = Method::apq;
   int wbits = 8, abits = 8;
   SoftmaxQuant softmax = SoftmaxQuant::mpq;
-  GeluQuant gelu = GeluQuant::uniform;
+  GeluQuant gelu = GeluQuant::twin;
   TwinSoftmaxMode twin_mode = TwinSoftmaxMode::disjoint;
   MetricKind metric = MetricKind::bbc;
   Granularity weights = Granularity::tensor;

@@ -12,7 +12,9 @@
 //     FP model's layer output; bbc on the output of the layer's block (or residual sub-block)
 //     computed with the candidate inserted and the block's later layers in float.
 // Grouped weights (qkv's three intervals, per-channel) pick each group's best candidate on the
-// layer metrics (separable over output columns); under bbc one factor is shared by all groups.
+// layer metrics (separable over output columns); under bbc qkv's groups are searched one after
+// the other, per-channel weights inside blocks share one factor, and the patch embedding and
+// head (no block around them) use the layer Hessian metric per group.
 // Post-softmax: uniform (interval grid), twin (split 2^-e, e = 0..19), mpq (uniform steps
 // factor x max/(2^k-1) plus the log2 quantizer, scored by the metric, or mpq_search's x^gamma
 // objective with mpq_select = weighted).
@@ -235,6 +237,7 @@ class Calibrator {
              int groups, const BlockWeights* bw, std::vector<double>& out) {
     if (c_.metric != MetricKind::bbc) return layer_scores(c_.metric, target, y, g, rows, N, groups, out);
     if (stage < 0) {  // patch embedding / head: the layer is its own block
+      if (groups > 1) return layer_scores(MetricKind::hessian, target, y, g, rows, N, groups, out);
       out[0] = metric_bbc(target, y, g, static_cast<size_t>(rows * N), c_.keep, c_.rank);
       return;
     }
@@ -261,7 +264,13 @@ class Calibrator {
                      : initial_interval(twin_gelu ? maxval(j.x, j.M * j.K) : absmax(j.x, j.M * j.K), ab);
     p.w = w0;
     p.a = a0;
-    const int sg = c_.metric == MetricKind::bbc ? 1 : G;  // groups chosen independently
+    // Groups chosen independently where the score separates over output columns (layer metrics;
+    // under bbc the patch embedding and head, scored per group with the layer Hessian metric);
+    // under bbc inside a block: one group at a time with the others fixed (qkv's three), or one
+    // shared factor (per-channel weights).
+    const bool block_bbc = c_.metric == MetricKind::bbc && j.stage >= 0;
+    const int sg = block_bbc ? 1 : G;
+    const bool coordinate = block_bbc && G > 1 && G <= 3;
     std::vector<float> iv(static_cast<size_t>(G));
     Tensor xq_keep({j.M * j.K});
     for (int r = 0; r < c_.rounds; ++r) {
@@ -271,13 +280,27 @@ class Calibrator {
         fq_linear_input(c_, j.gelu_input, p, j.x, xq_keep.f32(), j.M * j.K);
         xq = xq_keep.f32();
       }
-      std::vector<int> best = search(c_.grid, c_.stride, sg, {}, [&](int i, std::vector<double>& s) {
-        for (int gi = 0; gi < G; ++gi) iv[gi] = w0[gi] * factor(c_, i);
-        fq_weight(j.w, sc_.wq.f32(), j.N, j.K, iv, wb);
-        linear_nt(xq, sc_.wq.f32(), j.b, j.y, j.M, j.N, j.K);
-        score(block, j.stage, j.y, j.target, j.g, j.M, j.N, sg, bw, s);
-      });
-      for (int gi = 0; gi < G; ++gi) p.w[gi] = w0[gi] * factor(c_, best[sg == 1 ? 0 : gi]);
+      std::vector<int> best;
+      if (coordinate) {
+        for (int cg = 0; cg < G; ++cg) {
+          best = search(c_.grid, c_.stride, 1, {}, [&](int i, std::vector<double>& s) {
+            iv = p.w;
+            iv[cg] = w0[cg] * factor(c_, i);
+            fq_weight(j.w, sc_.wq.f32(), j.N, j.K, iv, wb);
+            linear_nt(xq, sc_.wq.f32(), j.b, j.y, j.M, j.N, j.K);
+            score(block, j.stage, j.y, j.target, j.g, j.M, j.N, 1, bw, s);
+          });
+          p.w[cg] = w0[cg] * factor(c_, best[0]);
+        }
+      } else {
+        best = search(c_.grid, c_.stride, sg, {}, [&](int i, std::vector<double>& s) {
+          for (int gi = 0; gi < G; ++gi) iv[gi] = w0[gi] * factor(c_, i);
+          fq_weight(j.w, sc_.wq.f32(), j.N, j.K, iv, wb);
+          linear_nt(xq, sc_.wq.f32(), j.b, j.y, j.M, j.N, j.K);
+          score(block, j.stage, j.y, j.target, j.g, j.M, j.N, sg, bw, s);
+        });
+        for (int gi = 0; gi < G; ++gi) p.w[gi] = w0[gi] * factor(c_, best[sg == 1 ? 0 : gi]);
+      }
       if (j.weights_only) continue;
       // input, weights fixed
       Tensor wq_keep({j.N * j.K});

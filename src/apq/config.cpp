@@ -66,9 +66,9 @@ ApqConfig ApqConfig::defaults(Method m) {
       c.metric = MetricKind::hessian;
       c.calibrated_upstream = false;
       break;
-    case Method::apq:  // BBC block metric + MPQ softmax, uniform post-GELU (APHQ's table)
+    case Method::apq:  // BBC block metric + MPQ softmax inside PTQ4ViT's framework (twin post-GELU)
       c.softmax = SoftmaxQuant::mpq;
-      c.gelu = GeluQuant::uniform;
+      c.gelu = GeluQuant::twin;
       c.metric = MetricKind::bbc;
       c.calibrated_upstream = true;
       c.stride = 4;
