@@ -156,6 +156,12 @@ TEST(QuantSession, ParamFileValidation) {
   j["points"][0]["scale"] = {-1.0};
   std::ofstream(dir + "/neg.json") << j.dump();
   expect_error([&] { QuantSession::load(dir + "/neg.json", cfg.name); }, "non-positive");
+  for (float z : {3.5f, 300.0f, -129.0f}) {  // not an integer code of the point's bit type
+    j = s->to_json();
+    j["points"][0]["zero_point"] = {z};
+    std::ofstream(dir + "/zp.json") << j.dump();
+    expect_error([&] { QuantSession::load(dir + "/zp.json", cfg.name); }, "zero point");
+  }
   j = s->to_json();
   j["config"]["act_bits"] = "uint1";
   std::ofstream(dir + "/bits.json") << j.dump();

@@ -225,6 +225,11 @@ QuantSession QuantSession::from_json(const nlohmann::json& j, const std::string&
       for (float sc : p.params.scale)
         if (!(sc > 0) || !std::isfinite(sc))
           fail("qparams", "{}: point '{}' has a non-positive or non-finite scale", path, name);
+      for (float z : p.params.zero_point)  // the integer engine uses them as integer codes
+        if (!std::isfinite(z) || z != std::nearbyint(z) || z < static_cast<float>(p.params.bits.qmin()) ||
+            z > static_cast<float>(p.params.bits.qmax()))
+          fail("qparams", "{}: point '{}' has zero point {}, expected an integer code in [{}, {}] ({})", path,
+               name, z, p.params.bits.qmin(), p.params.bits.qmax(), p.params.bits.name());
       if (p.params.kind == QuantKind::ptf && p.params.alpha.size() != n)
         fail("qparams", "{}: PTF point '{}' needs one alpha per channel", path, name);
       p.ready = true;
