@@ -26,6 +26,38 @@ inline int64_t apply_mult(int64_t x, Mult m) {
   if (m.shift == 0) return static_cast<int64_t>(p);
   return static_cast<int64_t>((p + (int128{1} << (m.shift - 1))) >> m.shift);
 }
+// A row of requantizations y[n] = clamp(apply_mult(acc[n] 2^fb + bias[n], mult[n]) + zero, lo, hi),
+// precomputed so that no 128-bit product is needed (exact, same integers as apply_mult):
+//   with t = shift - fb >= 0 and c = floor((bias m + 2^(shift-1)) / 2^fb),
+//   floor((acc 2^fb m + bias m + 2^(shift-1)) / 2^shift) = floor((acc m + c) / 2^t)
+// (floor((2^fb A + B) / 2^s) = floor((A + floor(B / 2^fb)) / 2^(s - fb)) for integers, s >= fb).
+// |acc| < 2^31 and m < 2^31 give |acc m| < 2^62 and |c| < 2^55, so acc m + c fits int64. The AVX2
+// path (requant_avx2.cpp) works on 64-bit lanes: vpmuldq, add c, flip the sign bit (+2^63, making
+// the value non-negative in uint64), logical shift by t, subtract 2^(63-t), clamp in 64 bits.
+struct Requant {
+  int64_t N = 0;                  // channels (1 = one multiplier for any row length)
+  std::vector<int64_t> m, c;      // per channel
+  std::vector<int32_t> t;
+  struct alignas(32) Group {      // 8 channels, split into even/odd lanes for the AVX2 kernel
+    int64_t me[4], mo[4], ce[4], co[4], te[4], to[4], oe[4], oo[4];
+  };
+  std::vector<Group> groups;      // ceil(N / 8) (one for N = 1: broadcast)
+  // mult: N entries (or 1); bias: N entries or nullptr (0); fb: the bias fraction bits (shift >= fb
+  // is required, else "[engine]" error).
+  void init(const std::vector<Mult>& mult, const int32_t* bias, int fb);
+  // y[j] for j < n, channel j (or 0 for a broadcast multiplier). Kernel path: kernel_path().
+  void row_u8(const int32_t* acc, int64_t n, int32_t zero, int32_t lo, int32_t hi, uint8_t* y) const;
+  void row_i32(const int32_t* acc, int64_t n, int32_t lo, int32_t hi, int32_t* y) const;  // no zero
+  void row_u8_ref(const int32_t* acc, int64_t n, int32_t zero, int32_t lo, int32_t hi, uint8_t* y) const;
+  void row_i32_ref(const int32_t* acc, int64_t n, int32_t lo, int32_t hi, int32_t* y) const;
+  int64_t one(int32_t acc, int64_t ch) const {  // unclamped floor((acc m + c) / 2^t)
+    const int64_t k = N == 1 ? 0 : ch;
+    return (int64_t{acc} * m[k] + c[k]) >> t[k];
+  }
+};
+void requant_row_avx2(const Requant& r, const int32_t* acc, int64_t n, int32_t zero, int32_t lo,
+                      int32_t hi, uint8_t* y8, int32_t* y32);
+
 // Codes are clamped to [0, qmax] of their quantizer (255 for uint8, 63 for uint6, ...).
 inline uint8_t clamp_q(int64_t v, int32_t qmax) {
   return static_cast<uint8_t>(v < 0 ? 0 : (v > qmax ? qmax : v));
@@ -50,7 +82,9 @@ struct IntLinear {
   std::vector<Mult> mult;
   // float output: y = (acc + bias_q 2^-8) * deq[n] (deq = s_a s_w[n]), in double, rounded once.
   std::vector<float> deq;
-  void init_sums();  // packs the weights
+  Requant rq, rq_lut;             // mult / lut_mult with the bias folded in (built by init_sums / init_lut)
+  void init_sums();  // packs the weights; builds rq when mult is set
+  void init_lut();   // builds rq_lut from lut_mult
   int64_t biased(int32_t acc, int64_t n) const { return (int64_t{acc} << kBiasFracBits) + bias_q[n]; }
   float real(int32_t acc, int64_t n) const {
     return static_cast<float>((double(acc) + std::ldexp(double(bias_q[n]), -kBiasFracBits)) * deq[n]);
@@ -122,6 +156,11 @@ struct IntAttention {
   IntLis lis;
   Mult ctx_mult;              // s_qkv 2^-15 / s_ctx
   int32_t ctx_zero = 0, ctx_max = 255;
+  Requant logit_rq, ctx_rq;   // built by init_requant() from logit_mult / ctx_mult
+  void init_requant() {
+    logit_rq.init({logit_mult}, nullptr, 0);
+    ctx_rq.init({ctx_mult}, nullptr, 0);
+  }
   // qkv [B*N, 3D] codes -> logits codes [B*H*N, N] (parallel over (b, h)).
   void logits(const uint8_t* qkv, uint8_t* logit_codes, int64_t B, int64_t N) const;
   // logits codes -> LIS codes -> context codes ctx [B*N, D] (parallel over (b, h)).

@@ -111,6 +111,7 @@ void IntAttention::logits(const uint8_t* qkv, uint8_t* lc, int64_t B, int64_t N)
   const bool avx2 = kernel_path() == KernelPath::avx2;
   parallel_for(B * H * blocks, 1, [&](int64_t p0, int64_t p1) {
     std::vector<int16_t> q(static_cast<size_t>(kRowBlock * Dh)), k(static_cast<size_t>((N + 3) * Dh), 0);
+    std::vector<int32_t> srow(static_cast<size_t>(N));
     for (int64_t p = p0; p < p1; ++p) {
       const int64_t bh = p / blocks, i0 = (p % blocks) * kRowBlock, i1 = std::min(N, i0 + kRowBlock);
       const int64_t b = bh / H, h = bh % H;
@@ -126,18 +127,17 @@ void IntAttention::logits(const uint8_t* qkv, uint8_t* lc, int64_t B, int64_t N)
         int64_t j = 0;
         if (avx2) {
           for (; j + 4 <= N; j += 4) {
-            int32_t s[4];
             const int16_t* kj = k.data() + j * Dh;
-            dot4_s16_avx2(kj, kj + Dh, kj + 2 * Dh, kj + 3 * Dh, qi, Dh, s);
-            for (int t = 0; t < 4; ++t) out[i * N + j + t] = clamp_q(apply_mult(s[t], logit_mult) + logit_zero, logit_max);
+            dot4_s16_avx2(kj, kj + Dh, kj + 2 * Dh, kj + 3 * Dh, qi, Dh, srow.data() + j);
           }
         }
         for (; j < N; ++j) {
           const int16_t* kj = k.data() + j * Dh;
           int32_t s = 0;
           for (int64_t d = 0; d < Dh; ++d) s += int32_t(qi[d]) * kj[d];
-          out[i * N + j] = clamp_q(apply_mult(s, logit_mult) + logit_zero, logit_max);
+          srow[j] = s;
         }
+        logit_rq.row_u8(srow.data(), N, logit_zero, 0, logit_max, out + i * N);
       }
     }
   });
@@ -171,7 +171,7 @@ void IntAttention::context(const uint8_t* qkv, const uint8_t* lc, uint8_t* ctx, 
           }
         }
         uint8_t* out = ctx + (b * N + i) * D + h * Dh;
-        for (int64_t d = 0; d < Dh; ++d) out[d] = clamp_q(apply_mult(acc[d], ctx_mult) + ctx_zero, ctx_max);
+        ctx_rq.row_u8(acc.data(), Dh, ctx_zero, 0, ctx_max, out);
       }
     }
   });

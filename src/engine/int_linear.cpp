@@ -4,6 +4,7 @@
 // a float output (acc + bias_q 2^-8) s_a s_w[n] (the classifier).
 // The zero point is folded: sum_k (x - z) w = sum_k x w - z sum_k w.
 #include <algorithm>
+#include <vector>
 
 #include "engine/engine_ops.h"
 #include "qvit/kernels.h"
@@ -12,7 +13,12 @@
 namespace qvit::engine {
 
 
-void IntLinear::init_sums() { packed = QWeight::pack(w, N, K); }
+void IntLinear::init_sums() {
+  packed = QWeight::pack(w, N, K);
+  if (!mult.empty()) rq.init(mult, bias_q, kBiasFracBits);
+}
+
+void IntLinear::init_lut() { rq_lut.init(lut_mult, bias_q, kBiasFracBits); }
 
 // acc[m, n] = sum_k (x[m,k] - a_zero) w[n,k]: qkern's packed int8 GEMM (include/qvit/qkernels.h),
 // exact int32 on every path.
@@ -24,9 +30,7 @@ void IntLinear::forward_u8(const uint8_t* x, int64_t M, int32_t a_zero, uint8_t*
                            int32_t out_zero, int32_t out_max, int32_t* acc) const {
   accumulate(x, M, a_zero, acc);
   parallel_for(M, 16, [&](int64_t m0, int64_t m1) {
-    for (int64_t m = m0; m < m1; ++m)
-      for (int64_t n = 0; n < N; ++n)
-        y[m * N + n] = clamp_q(apply_mult(biased(acc[m * N + n], n), mult[n]) + out_zero, out_max);
+    for (int64_t m = m0; m < m1; ++m) rq.row_u8(acc + m * N, N, out_zero, 0, out_max, y + m * N);
   });
 }
 
@@ -43,12 +47,14 @@ void IntLinear::forward_lut(const uint8_t* x, int64_t M, int32_t a_zero, uint8_t
                             const GeluLut& lut, int32_t* acc) const {
   accumulate(x, M, a_zero, acc);
   parallel_for(M, 16, [&](int64_t m0, int64_t m1) {
-    for (int64_t m = m0; m < m1; ++m)
+    std::vector<int32_t> u(static_cast<size_t>(N));
+    for (int64_t m = m0; m < m1; ++m) {
+      rq_lut.row_i32(acc + m * N, N, lut.u_lo, lut.u_hi, u.data());
       for (int64_t n = 0; n < N; ++n) {
-        const int64_t u = std::clamp<int64_t>(apply_mult(biased(acc[m * N + n], n), lut_mult[n]), lut.u_lo, lut.u_hi);
-        const int16_t c = lut.table[u - lut.u_lo];
+        const int16_t c = lut.table[u[n] - lut.u_lo];
         y[m * N + n] = c >= 0 ? static_cast<uint8_t>(c) : lut.exact(real(acc[m * N + n], n));
       }
+    }
   });
 }
 

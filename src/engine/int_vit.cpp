@@ -62,6 +62,7 @@ class IntVit final : public IntModel {
       k.gelu.init(gp.scale[0], gp.zero_point[0], gp.bits.qmax());
       for (int64_t n = 0; n < hidden; ++n)
         k.fc1.lut_mult.push_back(engine::mult_from_real(std::ldexp(double(k.fc1.deq[n]) / k.gelu.s_f, -engine::kBiasFracBits)));
+      k.fc1.init_lut();
       k.fc2 = linear(b + "mlp.fc2", D, hidden, true);
       const QuantParams& qkv = qs_.params(b + "attn.qkv");
       const QuantParams& lg = qs_.params(b + "attn.logits");
@@ -77,6 +78,7 @@ class IntVit final : public IntModel {
       k.attn.lis.init(lg.scale[0], lg.zero_point[0], N_);
       k.attn.ctx_mult = engine::mult_from_real(std::ldexp(double(qkv.scale[0]), -15) / cx.scale[0]);
       k.attn.ctx_zero = zero(cx);
+      k.attn.init_requant();
       const QuantParams& n1 = qs_.params(b + "norm1.in");
       const QuantParams& n2 = qs_.params(b + "norm2.in");
       const std::string next = i + 1 < cfg.depth ? "blocks." + std::to_string(i + 1) + ".norm1.in" : "norm.in";

@@ -1,10 +1,12 @@
 // Requantization multipliers and the float -> uint8 quantizer of the engine.
 //   mult_from_real(r): r = m 2^-shift with m in [2^30, 2^31) (round to nearest of r 2^shift),
 //   apply_mult(x) = floor((x m + 2^(shift-1)) / 2^shift), i.e. round half up (engine_ops.h).
+#include <algorithm>
 #include <cmath>
 
 #include "engine/engine_ops.h"
 #include "qvit/error.h"
+#include "qvit/kernels.h"
 #include "qvit/parallel.h"
 #include "quant/observer_impl.h"
 
@@ -28,6 +30,68 @@ Mult mult_from_real(double r) {
   }
   if (shift < 0) fail("engine", "requantization multiplier {} too large", r);
   return {static_cast<int32_t>(m), shift};
+}
+
+void Requant::init(const std::vector<Mult>& mult, const int32_t* bias, int fb) {
+  N = static_cast<int64_t>(mult.size());
+  if (N == 0) fail("engine", "requantization with no multipliers");
+  m.resize(N);
+  c.resize(N);
+  t.resize(N);
+  for (int64_t n = 0; n < N; ++n) {
+    const Mult& u = mult[n];
+    if (u.mult == 0) {  // apply_mult gives 0 (a zero multiplier has shift 0)
+      m[n] = c[n] = t[n] = 0;
+      continue;
+    }
+    if (u.shift < fb || u.shift > 62 || u.mult < 0)
+      fail("engine", "requantization multiplier {} 2^-{} out of range (shift must be in [{}, 62])", u.mult,
+           u.shift, fb);
+    m[n] = u.mult;
+    t[n] = u.shift - fb;
+    const int64_t round = u.shift > 0 ? int64_t{1} << (u.shift - 1) : 0;
+    const int64_t b = (bias ? int64_t{bias[n]} : 0) * u.mult + round;  // |b| < 2^62 + 2^61
+    c[n] = b >> fb;                                                     // floor division by 2^fb
+  }
+  const int64_t G = N == 1 ? 1 : (N + 7) / 8;
+  groups.assign(static_cast<size_t>(G), Group{});
+  for (int64_t g = 0; g < G; ++g)
+    for (int l = 0; l < 8; ++l) {
+      const int64_t n = N == 1 ? 0 : std::min(g * 8 + l, N - 1);  // padding lanes repeat the last channel
+      const int64_t half = l / 2;
+      int64_t* mm = l % 2 ? groups[g].mo : groups[g].me;
+      int64_t* cc = l % 2 ? groups[g].co : groups[g].ce;
+      int64_t* tt = l % 2 ? groups[g].to : groups[g].te;
+      int64_t* oo = l % 2 ? groups[g].oo : groups[g].oe;
+      mm[half] = m[n];
+      cc[half] = c[n];
+      tt[half] = t[n];
+      oo[half] = static_cast<int64_t>(uint64_t{1} << (63 - t[n]));
+    }
+}
+
+void Requant::row_u8_ref(const int32_t* acc, int64_t n, int32_t zero, int32_t lo, int32_t hi,
+                         uint8_t* y) const {
+  for (int64_t j = 0; j < n; ++j)
+    y[j] = static_cast<uint8_t>(std::clamp<int64_t>(one(acc[j], j) + zero, lo, hi));
+}
+
+void Requant::row_i32_ref(const int32_t* acc, int64_t n, int32_t lo, int32_t hi, int32_t* y) const {
+  for (int64_t j = 0; j < n; ++j) y[j] = static_cast<int32_t>(std::clamp<int64_t>(one(acc[j], j), lo, hi));
+}
+
+void Requant::row_u8(const int32_t* acc, int64_t n, int32_t zero, int32_t lo, int32_t hi, uint8_t* y) const {
+  if (kernel_path() == KernelPath::avx2)
+    requant_row_avx2(*this, acc, n, zero, lo, hi, y, nullptr);
+  else
+    row_u8_ref(acc, n, zero, lo, hi, y);
+}
+
+void Requant::row_i32(const int32_t* acc, int64_t n, int32_t lo, int32_t hi, int32_t* y) const {
+  if (kernel_path() == KernelPath::avx2)
+    requant_row_avx2(*this, acc, n, 0, lo, hi, nullptr, y);
+  else
+    row_i32_ref(acc, n, lo, hi, y);
 }
 
 void quantize_u8(const float* x, uint8_t* q, int64_t n, float s, float z, int32_t qmax) {
