@@ -12,6 +12,7 @@
 #include "qvit/eval.h"
 #include "qvit/kernels.h"
 #include "qvit/parallel.h"
+#include "qvit/qkernels.h"
 #include "engine/engine_ops.h"
 #include "quant/observer_impl.h"
 #include "test_util.h"
@@ -246,12 +247,19 @@ TEST_F(EngineModel, ThreadCountAndKernelPathIndependent) {
   set_num_threads(2);
   const Tensor ref2 = im->forward(x);
   set_kernel_path(KernelPath::avx2);
+  const Tensor simd = im->forward(x);  // the CPU's best integer GEMMs (AVX-512 VNNI where present)
+  set_qgemm_isa(QgemmIsa::avx2);       // and the AVX2 ones
   const Tensor avx2 = im->forward(x);
+  reset_qgemm_isa();
   set_num_threads(threads);
   set_kernel_path(path);
   {
     SCOPED_TRACE("ref: 1 vs 2 threads");
     expect_same(ref1, ref2);
+  }
+  {
+    SCOPED_TRACE(std::string("ref vs ") + qgemm_isa_name(qgemm_isa()));
+    expect_same(ref1, simd);
   }
   SCOPED_TRACE("ref vs avx2");
   expect_same(ref1, avx2);

@@ -131,6 +131,25 @@ struct IntAdd {
                int64_t rows) const;
 };
 
+// ---- int16 GEMM of the attention (int_gemm16.cpp, int_gemm16_avx2.cpp) ----------------------
+// C[i ldc + n] = sum_k A[i lda + k] B(k, n) in int32, for i < M, n < N, k < K; K even (callers pad
+// A's rows and B with zeros). B is packed in pairs of k: Bp[(k / 2) (2 Np) + 2 n + k % 2],
+// Np = N rounded up to 16 (zero columns). vpmaddwd adds two int16 x int16 products into int32:
+// exact when |A| |B| 2 < 2^31 and the whole sum fits int32, which the callers bound
+// (logits: |q - z|, |k - z| <= 255, K = Dh; A.V: A <= 2^14, |v - z| <= 255, sum A < 2.25 2^15).
+int64_t gemm16_np(int64_t N);  // N rounded up to 16
+// B(k, n) = B[k ldb + n] (or B[n ldb + k] when trans) -> Bp with K rows (odd K: a zero row added).
+void gemm16_pack(const int16_t* B, int64_t ldb, bool trans, int64_t K, int64_t N, int16_t* Bp);
+void gemm16_ref(const int16_t* A, int64_t lda, int64_t M, int64_t K, const int16_t* Bp, int64_t N,
+                int32_t* C, int64_t ldc);
+void gemm16_avx2(const int16_t* A, int64_t lda, int64_t M, int64_t K, const int16_t* Bp, int64_t N,
+                 int32_t* C, int64_t ldc);
+void gemm16_vnni(const int16_t* A, int64_t lda, int64_t M, int64_t K, const int16_t* Bp, int64_t N,
+                 int32_t* C, int64_t ldc);  // AVX-512 VNNI (vpdpwssd)
+// Single-threaded; the path follows the int8 GEMM's: qgemm_isa() (QVIT_KERNELS, QVIT_QGEMM).
+void gemm16(const int16_t* A, int64_t lda, int64_t M, int64_t K, const int16_t* Bp, int64_t N,
+            int32_t* C, int64_t ldc);
+
 // ---- Attention (int_attention.cpp) ---------------------------------------------------------------
 // LIS constants for a logits scale S (I-BERT integer exp on t = code - max code in [-255, 0]).
 struct IntLis {
@@ -144,9 +163,15 @@ struct IntLis {
   std::vector<int32_t> base_off;        // slice 0 is indexed by 255 - m + c
   std::vector<int32_t> slice_of;        // per row max m: 0 = slice 0 with offset
   void init(float S, float zero, int64_t max_cols);
-  // Codes 0..15, 16 = zero, for one row of logit codes.
+  // Codes 0..15, 16 = zero, for one row of logit codes (kernel_path(): AVX2 gathers or scalar).
   void row(const uint8_t* logit_codes, uint8_t* codes, int64_t cols) const;
+  void row_ref(const uint8_t* logit_codes, uint8_t* codes, int64_t cols) const;
+  // The row's tables: e and e_f indexed by code, for the row maximum mx.
+  const int64_t* e_row(uint8_t mx) const { return slice_of[mx] ? e[slice_of[mx]].data() : e[0].data() + (255 - mx); }
+  const float* ef_row(uint8_t mx) const { return slice_of[mx] ? e_f[slice_of[mx]].data() : e_f[0].data() + (255 - mx); }
 };
+
+void lis_row_avx2(const IntLis& lis, const uint8_t* logit_codes, uint8_t* codes, int64_t cols);
 
 struct IntAttention {
   int64_t H = 0, Dh = 0;
@@ -161,11 +186,13 @@ struct IntAttention {
     logit_rq.init({logit_mult}, nullptr, 0);
     ctx_rq.init({ctx_mult}, nullptr, 0);
   }
-  // qkv [B*N, 3D] codes -> logits codes [B*H*N, N] (parallel over (b, h)).
-  void logits(const uint8_t* qkv, uint8_t* logit_codes, int64_t B, int64_t N) const;
-  // logits codes -> LIS codes -> context codes ctx [B*N, D] (parallel over (b, h)).
-  void context(const uint8_t* qkv, const uint8_t* logit_codes, uint8_t* ctx, int64_t B,
-               int64_t N) const;
+  // int16 workspace both calls need: K^T or V of every (image, head), packed for gemm16.
+  int64_t workspace(int64_t B, int64_t N) const;
+  // qkv [B*N, 3D] codes -> logits codes [B*H*N, N] (parallel over (b, h, query rows)).
+  void logits(const uint8_t* qkv, uint8_t* logit_codes, int64_t B, int64_t N, int16_t* ws) const;
+  // logits codes -> LIS codes -> context codes ctx [B*N, D] (parallel over (b, h, query rows)).
+  void context(const uint8_t* qkv, const uint8_t* logit_codes, uint8_t* ctx, int64_t B, int64_t N,
+               int16_t* ws) const;
 };
 
 }  // namespace qvit::engine

@@ -11,6 +11,8 @@
 //           exact in int32 (sum_j 2^-code_ij < 2.25, so |acc| < 255 * 2.25 * 2^15);
 //           context code = clamp(requant(acc, s_qkv 2^-15 / s_ctx) + z_ctx).
 #include <algorithm>
+#include <utility>
+#include <vector>
 #include <cmath>
 
 #include "engine/engine_ops.h"
@@ -82,12 +84,11 @@ void IntLis::init(float S, float zero, int64_t max_cols) {
   }
 }
 
-void IntLis::row(const uint8_t* l, uint8_t* codes, int64_t cols) const {
+void IntLis::row_ref(const uint8_t* l, uint8_t* codes, int64_t cols) const {
   uint8_t mx = 0;
   for (int64_t j = 0; j < cols; ++j) mx = std::max(mx, l[j]);
-  const int32_t sl = slice_of[mx];
-  const int64_t* ei = sl ? e[sl].data() : e[0].data() + (255 - mx);
-  const float* ef = sl ? e_f[sl].data() : e_f[0].data() + (255 - mx);
+  const int64_t* ei = e_row(mx);
+  const float* ef = ef_row(mx);
   int64_t sum = 0;
   for (int64_t j = 0; j < cols; ++j) sum += ei[l[j]];
   if (sum == 0) {
@@ -98,81 +99,96 @@ void IntLis::row(const uint8_t* l, uint8_t* codes, int64_t cols) const {
   for (int64_t j = 0; j < cols; ++j) codes[j] = quant_detail::lis_code(std::nearbyint(sum_f / ef[l[j]]));
 }
 
-void dot4_s16_avx2(const int16_t* x0, const int16_t* x1, const int16_t* x2, const int16_t* x3,
-                   const int16_t* w, int64_t K, int32_t* out);
-void shift_add_avx2(const int32_t* v, int64_t Dh, const uint8_t* codes, int64_t N, int32_t* acc);
+void IntLis::row(const uint8_t* l, uint8_t* codes, int64_t cols) const {
+  if (kernel_path() == KernelPath::avx2)
+    lis_row_avx2(*this, l, codes, cols);
+  else
+    row_ref(l, codes, cols);
+}
 
 namespace {
 constexpr int64_t kRowBlock = 32;  // query rows per task
+// 2^(15 - code) as gemm16's int16 operand; code 0 (2^15, not an int16) is added separately, code
+// 16 (probability 0) is 0.
+constexpr int16_t kPow2[17] = {0, 16384, 8192, 4096, 2048, 1024, 512, 256, 128, 64, 32, 16, 8, 4, 2, 1, 0};
 }
 
-void IntAttention::logits(const uint8_t* qkv, uint8_t* lc, int64_t B, int64_t N) const {
+// K^T (logits) and V (context) of each (image, head) are packed for gemm16 first (parallel over
+// (b, h)); then each task takes a block of query rows of one (b, h). Padding stays zero.
+int64_t IntAttention::workspace(int64_t B, int64_t N) const {
+  const int64_t K2 = (Dh + 1) / 2 * 2, N2 = (N + 1) / 2 * 2;
+  return B * H * std::max(K2 * gemm16_np(N), N2 * gemm16_np(Dh));
+}
+
+void IntAttention::logits(const uint8_t* qkv, uint8_t* lc, int64_t B, int64_t N, int16_t* ws) const {
   const int64_t D = H * Dh, ld = 3 * D, blocks = (N + kRowBlock - 1) / kRowBlock;
-  const bool avx2 = kernel_path() == KernelPath::avx2;
+  const int64_t K2 = (Dh + 1) / 2 * 2, Np = gemm16_np(N), per = K2 * Np;
+  parallel_for(B * H, 1, [&](int64_t p0, int64_t p1) {
+    for (int64_t bh = p0; bh < p1; ++bh) {
+      const int64_t b = bh / H, h = bh % H;
+      int16_t* kp = ws + bh * per;
+      std::fill(kp, kp + per, int16_t{0});
+      for (int64_t j = 0; j < N; ++j) {
+        const uint8_t* kj = qkv + (b * N + j) * ld + D + h * Dh;
+        for (int64_t d = 0; d < Dh; ++d) kp[(d / 2) * 2 * Np + 2 * j + d % 2] = static_cast<int16_t>(kj[d] - qkv_zero);
+      }
+    }
+  });
   parallel_for(B * H * blocks, 1, [&](int64_t p0, int64_t p1) {
-    std::vector<int16_t> q(static_cast<size_t>(kRowBlock * Dh)), k(static_cast<size_t>((N + 3) * Dh), 0);
-    std::vector<int32_t> srow(static_cast<size_t>(N));
+    std::vector<int16_t> q(static_cast<size_t>(kRowBlock * K2), 0);
+    std::vector<int32_t> s(static_cast<size_t>(kRowBlock * Np));
     for (int64_t p = p0; p < p1; ++p) {
       const int64_t bh = p / blocks, i0 = (p % blocks) * kRowBlock, i1 = std::min(N, i0 + kRowBlock);
       const int64_t b = bh / H, h = bh % H;
-      for (int64_t j = 0; j < N; ++j)
-        for (int64_t d = 0; d < Dh; ++d)
-          k[j * Dh + d] = static_cast<int16_t>(qkv[(b * N + j) * ld + D + h * Dh + d] - qkv_zero);
-      for (int64_t i = i0; i < i1; ++i)
-        for (int64_t d = 0; d < Dh; ++d)
-          q[(i - i0) * Dh + d] = static_cast<int16_t>(qkv[(b * N + i) * ld + h * Dh + d] - qkv_zero);
-      uint8_t* out = lc + bh * N * N;
       for (int64_t i = i0; i < i1; ++i) {
-        const int16_t* qi = q.data() + (i - i0) * Dh;
-        int64_t j = 0;
-        if (avx2) {
-          for (; j + 4 <= N; j += 4) {
-            const int16_t* kj = k.data() + j * Dh;
-            dot4_s16_avx2(kj, kj + Dh, kj + 2 * Dh, kj + 3 * Dh, qi, Dh, srow.data() + j);
-          }
-        }
-        for (; j < N; ++j) {
-          const int16_t* kj = k.data() + j * Dh;
-          int32_t s = 0;
-          for (int64_t d = 0; d < Dh; ++d) s += int32_t(qi[d]) * kj[d];
-          srow[j] = s;
-        }
-        logit_rq.row_u8(srow.data(), N, logit_zero, 0, logit_max, out + i * N);
+        const uint8_t* qi = qkv + (b * N + i) * ld + h * Dh;
+        for (int64_t d = 0; d < Dh; ++d) q[(i - i0) * K2 + d] = static_cast<int16_t>(qi[d] - qkv_zero);
       }
+      gemm16(q.data(), K2, i1 - i0, K2, ws + bh * per, N, s.data(), Np);
+      uint8_t* out = lc + bh * N * N;
+      for (int64_t i = i0; i < i1; ++i)
+        logit_rq.row_u8(s.data() + (i - i0) * Np, N, logit_zero, 0, logit_max, out + i * N);
     }
   });
 }
 
-void IntAttention::context(const uint8_t* qkv, const uint8_t* lc, uint8_t* ctx, int64_t B,
-                           int64_t N) const {
+void IntAttention::context(const uint8_t* qkv, const uint8_t* lc, uint8_t* ctx, int64_t B, int64_t N,
+                           int16_t* ws) const {
   const int64_t D = H * Dh, ld = 3 * D, blocks = (N + kRowBlock - 1) / kRowBlock;
-  const bool avx2 = kernel_path() == KernelPath::avx2 && Dh % 8 == 0 && Dh <= 128;
+  const int64_t N2 = (N + 1) / 2 * 2, Dp = gemm16_np(Dh), per = N2 * Dp;
+  const auto vat = [&](int64_t b, int64_t h, int64_t j, int64_t d) {
+    return int32_t{qkv[(b * N + j) * ld + 2 * D + h * Dh + d]} - qkv_zero;
+  };
+  parallel_for(B * H, 1, [&](int64_t p0, int64_t p1) {
+    for (int64_t bh = p0; bh < p1; ++bh) {
+      const int64_t b = bh / H, h = bh % H;
+      int16_t* vp = ws + bh * per;
+      std::fill(vp, vp + per, int16_t{0});
+      for (int64_t j = 0; j < N; ++j)
+        for (int64_t d = 0; d < Dh; ++d) vp[(j / 2) * 2 * Dp + 2 * d + j % 2] = static_cast<int16_t>(vat(b, h, j, d));
+    }
+  });
   parallel_for(B * H * blocks, 1, [&](int64_t p0, int64_t p1) {
-    std::vector<int32_t> v(static_cast<size_t>(N * Dh)), acc(static_cast<size_t>(Dh));
+    std::vector<int16_t> a(static_cast<size_t>(kRowBlock * N2), 0);
+    std::vector<int32_t> acc(static_cast<size_t>(kRowBlock * Dp));
     std::vector<uint8_t> codes(static_cast<size_t>(N));
+    std::vector<std::pair<int64_t, int64_t>> ones;  // (row, j) with code 0: probability 1 = 2^15 > int16
     for (int64_t p = p0; p < p1; ++p) {
       const int64_t bh = p / blocks, i0 = (p % blocks) * kRowBlock, i1 = std::min(N, i0 + kRowBlock);
       const int64_t b = bh / H, h = bh % H;
-      for (int64_t j = 0; j < N; ++j)
-        for (int64_t d = 0; d < Dh; ++d)
-          v[j * Dh + d] = qkv[(b * N + j) * ld + 2 * D + h * Dh + d] - qkv_zero;
+      ones.clear();
       for (int64_t i = i0; i < i1; ++i) {
         lis.row(lc + (bh * N + i) * N, codes.data(), N);
-        if (avx2) {
-          shift_add_avx2(v.data(), Dh, codes.data(), N, acc.data());
-        } else {
-          std::fill(acc.begin(), acc.end(), 0);
-          for (int64_t j = 0; j < N; ++j) {
-            const int c = codes[j];
-            if (c >= kLisZeroCode) continue;
-            const int sh = 15 - c;
-            const int32_t* vj = v.data() + j * Dh;
-            for (int64_t d = 0; d < Dh; ++d) acc[d] += vj[d] << sh;
-          }
-        }
-        uint8_t* out = ctx + (b * N + i) * D + h * Dh;
-        ctx_rq.row_u8(acc.data(), Dh, ctx_zero, 0, ctx_max, out);
+        int16_t* ai = a.data() + (i - i0) * N2;
+        for (int64_t j = 0; j < N; ++j) ai[j] = kPow2[codes[j]];
+        for (int64_t j = 0; j < N; ++j)
+          if (codes[j] == 0) ones.emplace_back(i - i0, j);
       }
+      gemm16(a.data(), N2, i1 - i0, N2, ws + bh * per, Dh, acc.data(), Dp);
+      for (const auto& [r, j] : ones)
+        for (int64_t d = 0; d < Dh; ++d) acc[r * Dp + d] += vat(b, h, j, d) * 32768;
+      for (int64_t i = i0; i < i1; ++i)
+        ctx_rq.row_u8(acc.data() + (i - i0) * Dp, Dh, ctx_zero, 0, ctx_max, ctx + (b * N + i) * D + h * Dh);
     }
   });
 }

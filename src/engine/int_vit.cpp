@@ -136,9 +136,9 @@ class IntVit final : public IntModel {
       k.qkv.forward_u8(h_.data(), rows, k.norm1.out_zero, qkv_.data(), k.attn.qkv_zero,
                        qs_.params(b + "attn.qkv").bits.qmax(), acc_.data());
       stage(b + "attn.qkv", qkv_.data(), rows, 3 * D);
-      k.attn.logits(qkv_.data(), lc_.data(), B, N);
+      k.attn.logits(qkv_.data(), lc_.data(), B, N, att16_.data());
       stage(b + "attn.logits", lc_.data(), B * H_ * N, N);
-      k.attn.context(qkv_.data(), lc_.data(), h_.data(), B, N);
+      k.attn.context(qkv_.data(), lc_.data(), h_.data(), B, N, att16_.data());
       stage(b + "attn.context", h_.data(), rows, D);
       const QuantParams& pp = qs_.params(b + "attn.proj");
       k.proj.forward_u8(h_.data(), rows, k.attn.ctx_zero, g_.data(), zero(pp), pp.bits.qmax(), acc_.data());
@@ -256,6 +256,7 @@ class IntVit final : public IntModel {
     qkv_.assign(static_cast<size_t>(rows * 3 * D), 0);
     lc_.assign(static_cast<size_t>(B * H_ * N_ * N_), 0);
     g_.assign(static_cast<size_t>(rows * hidden), 0);
+    att16_.assign(static_cast<size_t>(blocks_.empty() ? 0 : blocks_[0].attn.workspace(B, N_)), 0);
     ws_batch_ = B;
   }
 
@@ -279,6 +280,7 @@ class IntVit final : public IntModel {
   std::vector<float> patches_;
   std::vector<uint8_t> pcodes_, tok_, x_, h_, qkv_, lc_, g_;
   std::vector<int32_t> acc_;
+  std::vector<int16_t> att16_;
 };
 
 }  // namespace

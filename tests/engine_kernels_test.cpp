@@ -1,6 +1,9 @@
-// Requantization rows of the integer engine (Requant, src/engine/engine_ops.h): the 64-bit
-// formulation equals apply_mult's 128-bit one on the biased accumulator, and the AVX2 row equals
-// the scalar row bit for bit, on random and extreme inputs and odd row lengths.
+// Engine kernels (src/engine/engine_ops.h). Requantization rows: the 64-bit formulation equals
+// apply_mult's 128-bit one on the biased accumulator, and the AVX2 row equals the scalar row bit
+// for bit, on random and extreme inputs and odd row lengths. int16 GEMM of the attention: the
+// packed scalar reference equals a naive product on the unpacked operands, the AVX2 kernel equals
+// the reference, on odd shapes (M, N = 1, 7, 197; K odd padded by the packing). The LIS row:
+// AVX2 (gathers, float division, bit arithmetic) equals the scalar row.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -11,6 +14,7 @@
 
 #include "engine/engine_ops.h"
 #include "qvit/kernels.h"
+#include "qvit/qkernels.h"
 
 namespace qvit::engine {
 namespace {
@@ -103,6 +107,72 @@ TEST(EngineRequant, RejectsShiftBelowBiasBits) {
   Requant rq;
   EXPECT_THROW(rq.init({Mult{1 << 30, 3}}, nullptr, 8), std::exception);
   EXPECT_THROW(rq.init({}, nullptr, 0), std::exception);
+}
+
+bool cpu_avx2() { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
+
+TEST(EngineGemm16, ReferenceAndAvx2EqualNaiveProduct) {
+  PathGuard guard;
+  std::mt19937_64 rng(5);
+  for (int64_t M : {1, 4, 7, 32, 197})
+    for (int64_t N : {1, 7, 8, 16, 64, 197})
+      for (int64_t K : {1, 2, 7, 64, 197}) {
+        for (bool trans : {false, true}) {
+          const int64_t K2 = (K + 1) / 2 * 2;
+          std::vector<int16_t> A(static_cast<size_t>(M * K2), 0), Bm(static_cast<size_t>(K * N));
+          for (int64_t i = 0; i < M; ++i)
+            for (int64_t k = 0; k < K; ++k)  // the extremes the callers allow: |A| <= 2^14 or 255
+              A[i * K2 + k] = static_cast<int16_t>(rng() % 4 == 0 ? (rng() % 2 ? 16384 : -255)
+                                                                  : int(rng() % 511) - 255);
+          for (auto& b : Bm) b = static_cast<int16_t>(rng() % 8 == 0 ? -255 : int(rng() % 511) - 255);
+          // B(k, n): Bm[k N + n], or transposed storage Bm[n K + k]
+          std::vector<int16_t> Bp(static_cast<size_t>(K2 / 2 * 2 * gemm16_np(N)), 7);
+          gemm16_pack(Bm.data(), trans ? K : N, trans, K, N, Bp.data());
+          std::vector<int32_t> naive(static_cast<size_t>(M * N)), ref(naive.size(), -1), simd(naive.size(), -2);
+          for (int64_t i = 0; i < M; ++i)
+            for (int64_t n = 0; n < N; ++n) {
+              int64_t s = 0;
+              for (int64_t k = 0; k < K; ++k) s += int64_t{A[i * K2 + k]} * (trans ? Bm[n * K + k] : Bm[k * N + n]);
+              naive[i * N + n] = static_cast<int32_t>(s);
+            }
+          gemm16_ref(A.data(), K2, M, K2, Bp.data(), N, ref.data(), N);
+          ASSERT_EQ(ref, naive) << M << "x" << N << "x" << K;
+          if (!cpu_avx2()) continue;
+          gemm16_avx2(A.data(), K2, M, K2, Bp.data(), N, simd.data(), N);
+          ASSERT_EQ(simd, ref) << M << "x" << N << "x" << K;
+          if (!cpu_has_avx512vnni()) continue;
+          std::fill(simd.begin(), simd.end(), -3);
+          gemm16_vnni(A.data(), K2, M, K2, Bp.data(), N, simd.data(), N);
+          ASSERT_EQ(simd, ref) << "vnni " << M << "x" << N << "x" << K;
+        }
+      }
+  EXPECT_THROW(gemm16_ref(nullptr, 4, 1, 3, nullptr, 1, nullptr, 1), std::exception);
+}
+
+TEST(EngineLis, Avx2RowEqualsScalarRow) {
+  if (!cpu_avx2()) GTEST_SKIP() << "no AVX2";
+  PathGuard guard;
+  std::mt19937_64 rng(3);
+  for (float S : {0.01f, 0.037f, 0.11f, 0.5f}) {
+    for (float zero : {0.0f, 37.0f, 200.0f}) {
+      IntLis lis;
+      lis.init(S, zero, 256);
+      for (int64_t cols : {1, 3, 8, 31, 33, 197, 256}) {
+        for (int rep = 0; rep < 20; ++rep) {
+          std::vector<uint8_t> l(static_cast<size_t>(cols));
+          const int spread = 1 + static_cast<int>(rng() % 256);  // peaked rows and flat ones
+          const int base = static_cast<int>(rng() % 256);
+          for (auto& v : l) v = static_cast<uint8_t>(std::clamp(base - int(rng() % spread), 0, 255));
+          if (rep % 5 == 0) std::fill(l.begin(), l.end(), l[0]);
+          std::vector<uint8_t> ref(static_cast<size_t>(cols)), simd(static_cast<size_t>(cols), 99);
+          lis.row_ref(l.data(), ref.data(), cols);
+          set_kernel_path(KernelPath::avx2);
+          lis.row(l.data(), simd.data(), cols);
+          ASSERT_EQ(ref, simd) << "S " << S << " zero " << zero << " cols " << cols;
+        }
+      }
+    }
+  }
 }
 
 }  // namespace

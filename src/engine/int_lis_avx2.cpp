@@ -1,0 +1,71 @@
+// AVX2 row of the engine's LIS (IntLis::row, engine_ops.h): the row maximum with vpmaxub, the exact
+// int64 sum of the exp table entries with 64-bit gathers, then per 8 columns a float gather,
+// the float division sum / e, round to nearest even (vroundps, as nearbyint in the default
+// rounding mode) and lis_code's bit arithmetic. Same codes as IntLis::row_ref (tested).
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#include "engine/engine_ops.h"
+#include "quant/observer_impl.h"
+
+namespace qvit::engine {
+
+void lis_row_avx2(const IntLis& lis, const uint8_t* l, uint8_t* codes, int64_t cols) {
+  int64_t j = 0;
+  __m256i mx8 = _mm256_setzero_si256();
+  for (; j + 32 <= cols; j += 32) mx8 = _mm256_max_epu8(mx8, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(l + j)));
+  alignas(32) uint8_t mb[32];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(mb), mx8);
+  uint8_t mx = 0;
+  for (int t = 0; t < 32; ++t) mx = std::max(mx, mb[t]);
+  for (; j < cols; ++j) mx = std::max(mx, l[j]);
+  const int64_t* ei = lis.e_row(mx);
+  const float* ef = lis.ef_row(mx);
+
+  __m256i s = _mm256_setzero_si256();
+  j = 0;
+  for (; j + 4 <= cols; j += 4) {
+    int32_t w;
+    std::memcpy(&w, l + j, 4);
+    const __m128i idx = _mm_cvtepu8_epi32(_mm_cvtsi32_si128(w));
+    s = _mm256_add_epi64(s, _mm256_i32gather_epi64(reinterpret_cast<const long long*>(ei), idx, 8));
+  }
+  alignas(32) int64_t sb[4];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(sb), s);
+  int64_t sum = sb[0] + sb[1] + sb[2] + sb[3];
+  for (; j < cols; ++j) sum += ei[l[j]];
+  if (sum == 0) {
+    std::fill(codes, codes + cols, kLisZeroCode);
+    return;
+  }
+  const __m256 sum_f = _mm256_set1_ps(static_cast<float>(sum));
+  const __m256 zero_from = _mm256_set1_ps(49152.0f), one = _mm256_set1_ps(1.0f);
+  const __m256i bias = _mm256_set1_epi32(127), zcode = _mm256_set1_epi32(kLisZeroCode);
+  j = 0;
+  for (; j + 8 <= cols; j += 8) {
+    int64_t w;
+    std::memcpy(&w, l + j, 8);
+    const __m256i idx = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(w));
+    const __m256 v = _mm256_round_ps(_mm256_div_ps(sum_f, _mm256_i32gather_ps(ef, idx, 4)),
+                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    // lis_code: floor(log2 v) + (top fraction bit), 0 below 1, the zero code from 49152 (and NaN).
+    const __m256i bits = _mm256_castps_si256(v);
+    __m256i c = _mm256_add_epi32(_mm256_sub_epi32(_mm256_srli_epi32(bits, 23), bias),
+                                 _mm256_and_si256(_mm256_srli_epi32(bits, 22), _mm256_set1_epi32(1)));
+    c = _mm256_andnot_si256(_mm256_castps_si256(_mm256_cmp_ps(v, one, _CMP_LT_OQ)), c);
+    c = _mm256_blendv_epi8(zcode, c, _mm256_castps_si256(_mm256_cmp_ps(v, zero_from, _CMP_LT_OQ)));
+    const __m256i p = _mm256_packus_epi16(_mm256_packs_epi32(c, c), _mm256_setzero_si256());
+    const uint32_t w0 = static_cast<uint32_t>(_mm256_cvtsi256_si32(p));
+    const uint32_t w1 = static_cast<uint32_t>(_mm_cvtsi128_si32(_mm256_extracti128_si256(p, 1)));
+    const uint64_t out = uint64_t{w0} | (uint64_t{w1} << 32);
+    std::memcpy(codes + j, &out, 8);
+  }
+  const float sf = static_cast<float>(sum);
+  for (; j < cols; ++j) codes[j] = quant_detail::lis_code(std::nearbyint(sf / ef[l[j]]));
+}
+
+}  // namespace qvit::engine
