@@ -156,7 +156,13 @@ void qgemm_vnni(const uint8_t* a, int64_t M, int64_t lda, int32_t a_zero, const 
   constexpr int64_t kRowBlock = 64, kColBlock = 64;
   const int64_t row_blocks = (M + kRowBlock - 1) / kRowBlock;
   const int64_t col_blocks = (N + kColBlock - 1) / kColBlock;
+  // Accumulators start at -z * sum_k w[n, k] (the zero point folded; padded to whole panels).
   const int32_t* sums = w.row_sums();
+  thread_local std::vector<int32_t> init_buf;
+  const int64_t Npad = (N + kVnniCols - 1) / kVnniCols * kVnniCols;
+  init_buf.assign(static_cast<size_t>(Npad), 0);
+  for (int64_t n = 0; n < N; ++n) init_buf[n] = static_cast<int32_t>(-int64_t{a_zero} * sums[n]);
+  const int32_t* init = init_buf.data();
   parallel_for(row_blocks * col_blocks, 1, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t rb = t / col_blocks, cb = t % col_blocks;
@@ -168,13 +174,7 @@ void qgemm_vnni(const uint8_t* a, int64_t M, int64_t lda, int32_t a_zero, const 
         for (int64_t r = 0; r < rows; r += kVnniRows) {
           const int nr = static_cast<int>(std::min<int64_t>(kVnniRows, rows - r));
           qkernels_detail::qgemm_micro_avx512(ap + (m0 + r) * ld, ld, nr, panel, kq,
-                                              acc + (m0 + r) * ldacc + n, ldacc, cols);
-        }
-      }
-      if (a_zero != 0) {
-        for (int64_t m = m0; m < m0 + rows; ++m) {
-          int32_t* row = acc + m * ldacc;
-          for (int64_t n = n0; n < n1; ++n) row[n] -= a_zero * sums[n];
+                                              acc + (m0 + r) * ldacc + n, ldacc, cols, init + n);
         }
       }
     }

@@ -23,10 +23,10 @@ namespace qvit::qkernels_detail {
 constexpr int kVnniCols = 32;  // output channels per VNNI panel (two zmm of 16 int32)
 constexpr int kVnniRows = 8;   // rows per AVX-512 VNNI micro-kernel call
 
-// c[r * ldc + j] = sum_q a[r * lda + 4q .. 4q+3] . panel[q][j][0..3] (u8 x s8, exact int32
-// via vpdpbusd, which has no intermediate saturation) for r < rows (<= 8), j < cols (<= 32);
-// a is uint8 with rows padded to a multiple of 4 with zeros.
+// c[r * ldc + j] = init[j] + sum_q a[r * lda + 4q .. 4q+3] . panel[q][j][0..3] (u8 x s8, exact
+// int32 via vpdpbusd, which has no intermediate saturation) for r < rows (<= 8), j < cols (<= 32);
+// a is uint8 with rows padded to a multiple of 4 with zeros; init has 32 readable entries.
 void qgemm_micro_avx512(const uint8_t* a, int64_t lda, int rows, const int8_t* panel,
-                        int64_t k_quads, int32_t* c, int64_t ldc, int cols);
+                        int64_t k_quads, int32_t* c, int64_t ldc, int cols, const int32_t* init);
 
 }  // namespace qvit::qkernels_detail
