@@ -3,7 +3,8 @@
 // for bit, on random and extreme inputs and odd row lengths. int16 GEMM of the attention: the
 // packed scalar reference equals a naive product on the unpacked operands, the AVX2 kernel equals
 // the reference, on odd shapes (M, N = 1, 7, 197; K odd padded by the packing). The LIS row:
-// AVX2 (gathers, float division, bit arithmetic) equals the scalar row.
+// AVX2 (gathers, float division, bit arithmetic) equals the scalar row; so do the residual add and
+// the GELU table lookup.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -171,6 +172,70 @@ TEST(EngineLis, Avx2RowEqualsScalarRow) {
           ASSERT_EQ(ref, simd) << "S " << S << " zero " << zero << " cols " << cols;
         }
       }
+    }
+  }
+}
+
+TEST(EngineResidual, Avx2RowsEqualScalarRows) {
+  if (!cpu_avx2()) GTEST_SKIP() << "no AVX2";
+  PathGuard guard;
+  std::mt19937_64 rng(9);
+  for (int64_t C : {1, 7, 8, 192, 197, 384}) {
+    for (int rep = 0; rep < 20; ++rep) {
+      // per-channel PTF-like scales (powers of two apart) or per-tensor, ratios from 2^-12 to 2^6
+      auto scales = [&](bool per_channel) {
+        std::vector<float> v(per_channel ? static_cast<size_t>(C) : 1);
+        const float base = std::ldexp(1.0f + float(rng() % 1000) / 1000.0f, -12 + int(rng() % 12));
+        for (auto& x : v) x = base * float(1 << (rng() % 4));
+        return v;
+      };
+      IntAdd add;
+      add.init(C, scales(rep % 2), int32_t(rng() % 256), scales(rep % 3 == 0), int32_t(rng() % 256),
+               scales(rep % 2), int32_t(rng() % 256), rep % 4 ? 255 : 63);
+      const int64_t rows = 5;
+      std::vector<uint8_t> a(static_cast<size_t>(rows * C)), b(a.size()), y_ref(a.size()), y_simd(a.size());
+      for (auto& v : a) v = static_cast<uint8_t>(rng());
+      for (auto& v : b) v = static_cast<uint8_t>(rng());
+      set_kernel_path(KernelPath::ref);
+      add.forward(a.data(), b.data(), 0, y_ref.data(), rows);
+      set_kernel_path(KernelPath::avx2);
+      add.forward(a.data(), b.data(), 0, y_simd.data(), rows);
+      ASSERT_EQ(y_ref, y_simd) << "C " << C << " rep " << rep;
+      for (int64_t c = 0; c < C; ++c) {  // the documented formula, in 128 bits
+        __extension__ using i128 = __int128;
+        const i128 v = i128(a[c] - add.za) * add.ma[c] + i128(b[c] - add.zb) * add.mb[c];
+        const i128 half = add.k > 0 ? i128(1) << (add.k - 1) : 0;
+        const int64_t q = static_cast<int64_t>((v + half) >> add.k) + add.zo;
+        ASSERT_EQ(y_ref[c], std::clamp<int64_t>(q, 0, add.qmax));
+      }
+    }
+  }
+}
+
+TEST(EngineGelu, Avx2LookupEqualsScalarLookup) {
+  if (!cpu_avx2()) GTEST_SKIP() << "no AVX2";
+  PathGuard guard;
+  std::mt19937_64 rng(13);
+  for (float s : {0.01f, 0.05f, 0.2f}) {
+    GeluLut lut;
+    lut.init(s, 21.0f, 255);
+    for (int64_t n : {1, 9, 64, 1536}) {
+      std::vector<int32_t> u(static_cast<size_t>(n));
+      for (auto& v : u) v = lut.u_lo + static_cast<int32_t>(rng() % uint64_t(lut.u_hi - lut.u_lo + 1));
+      u[0] = lut.u_hi;  // the last entry (read with the padding)
+      std::vector<uint8_t> y_ref(static_cast<size_t>(n)), y_simd(static_cast<size_t>(n));
+      std::vector<int32_t> f_ref(static_cast<size_t>(n)), f_simd(static_cast<size_t>(n));
+      set_kernel_path(KernelPath::ref);
+      const int64_t nr = lut.lookup(u.data(), n, y_ref.data(), f_ref.data());
+      set_kernel_path(KernelPath::avx2);
+      const int64_t ns = lut.lookup(u.data(), n, y_simd.data(), f_simd.data());
+      ASSERT_EQ(nr, ns);
+      ASSERT_GE(nr, 1);  // u_hi's entry is always exact-computed
+      f_ref.resize(static_cast<size_t>(nr));
+      f_simd.resize(static_cast<size_t>(ns));
+      ASSERT_EQ(f_ref, f_simd);
+      for (int64_t f : f_ref) y_ref[f] = y_simd[f] = 0;  // undefined there
+      ASSERT_EQ(y_ref, y_simd);
     }
   }
 }

@@ -126,10 +126,16 @@ struct IntAdd {
   // scale vectors have 1 or C entries.
   void init(int64_t C, const std::vector<float>& sa, int32_t za, const std::vector<float>& sb,
             int32_t zb, const std::vector<float>& so, int32_t zo, int32_t qmax);
-  // b rows: b + r * ldb (ldb = 0 broadcasts one row). Parallel over rows.
+  // b rows: b + r * ldb (ldb = 0 broadcasts one row). Parallel over rows; each row by
+  // int_add_row_avx2 or the scalar one() by kernel_path().
   void forward(const uint8_t* a, const uint8_t* b, int64_t ldb_rows_mod, uint8_t* y,
                int64_t rows) const;
+  uint8_t one(uint8_t a, uint8_t b, int64_t c) const {
+    const int64_t v = int64_t(a - za) * ma[c] + int64_t(b - zb) * mb[c];
+    return clamp_q(((v + (k > 0 ? int64_t{1} << (k - 1) : 0)) >> k) + zo, qmax);
+  }
 };
+void int_add_row_avx2(const IntAdd& p, const uint8_t* a, const uint8_t* b, uint8_t* y);
 
 // ---- int16 GEMM of the attention (int_gemm16.cpp, int_gemm16_avx2.cpp) ----------------------
 // C[i ldc + n] = sum_k A[i lda + k] B(k, n) in int32, for i < M, n < N, k < K; K even (callers pad
@@ -171,6 +177,8 @@ struct IntLis {
   const float* ef_row(uint8_t mx) const { return slice_of[mx] ? e_f[slice_of[mx]].data() : e_f[0].data() + (255 - mx); }
 };
 
+int64_t gelu_lookup_avx2(const int16_t* table, int32_t u_lo, const int32_t* u, int64_t n, uint8_t* y,
+                         int32_t* fix);
 void lis_row_avx2(const IntLis& lis, const uint8_t* logit_codes, uint8_t* codes, int64_t cols);
 
 struct IntAttention {
@@ -210,8 +218,11 @@ namespace qvit::engine {
 struct GeluLut {
   float s_f = 0, s_gelu = 0, z_gelu = 0, qmax = 255;
   int32_t u_lo = 0, u_hi = 0;
-  std::vector<int16_t> table;
+  std::vector<int16_t> table;     // u_hi - u_lo + 1 entries and one padding entry (-1)
   void init(float s_gelu, float z_gelu, int32_t qmax);
+  // y[j] = table[u[j] - u_lo] for u in [u_lo, u_hi]; returns how many entries were -1 (their
+  // positions in fix[], y undefined there). AVX2 (32-bit gathers) or scalar by kernel_path().
+  int64_t lookup(const int32_t* u, int64_t n, uint8_t* y, int32_t* fix) const;
   uint8_t exact(float x) const;  // the code of gelu(x)
 };
 

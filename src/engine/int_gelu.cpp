@@ -43,6 +43,20 @@ void GeluLut::init(float s_gelu, float z_gelu, int32_t q_max) {
     table[i] = (lo != hi || near_min) ? int16_t{-1} : static_cast<int16_t>(lo);
   }
   table.front() = table.back() = -1;  // clamped inputs: computed exactly
+  table.push_back(-1);  // padding: the AVX2 lookup reads 32 bits at each entry
+}
+
+int64_t GeluLut::lookup(const int32_t* u, int64_t n, uint8_t* y, int32_t* fix) const {
+  if (kernel_path() == KernelPath::avx2) return gelu_lookup_avx2(table.data(), u_lo, u, n, y, fix);
+  int64_t nf = 0;
+  for (int64_t j = 0; j < n; ++j) {
+    const int16_t c = table[u[j] - u_lo];
+    if (c >= 0)
+      y[j] = static_cast<uint8_t>(c);
+    else
+      fix[nf++] = static_cast<int32_t>(j);
+  }
+  return nf;
 }
 
 uint8_t GeluLut::exact(float x) const {

@@ -47,12 +47,13 @@ void IntLinear::forward_lut(const uint8_t* x, int64_t M, int32_t a_zero, uint8_t
                             const GeluLut& lut, int32_t* acc) const {
   accumulate(x, M, a_zero, acc);
   parallel_for(M, 16, [&](int64_t m0, int64_t m1) {
-    std::vector<int32_t> u(static_cast<size_t>(N));
+    std::vector<int32_t> u(static_cast<size_t>(N)), fix(static_cast<size_t>(N));
     for (int64_t m = m0; m < m1; ++m) {
       rq_lut.row_i32(acc + m * N, N, lut.u_lo, lut.u_hi, u.data());
-      for (int64_t n = 0; n < N; ++n) {
-        const int16_t c = lut.table[u[n] - lut.u_lo];
-        y[m * N + n] = c >= 0 ? static_cast<uint8_t>(c) : lut.exact(real(acc[m * N + n], n));
+      const int64_t nf = lut.lookup(u.data(), N, y + m * N, fix.data());
+      for (int64_t f = 0; f < nf; ++f) {
+        const int64_t n = fix[f];
+        y[m * N + n] = lut.exact(real(acc[m * N + n], n));
       }
     }
   });

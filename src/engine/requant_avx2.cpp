@@ -56,4 +56,31 @@ void requant_row_avx2(const Requant& r, const int32_t* acc, int64_t n, int32_t z
   }
 }
 
+int64_t gelu_lookup_avx2(const int16_t* table, int32_t u_lo, const int32_t* u, int64_t n, uint8_t* y,
+                         int32_t* fix) {
+  const __m256i lo = _mm256_set1_epi32(u_lo);
+  int64_t nf = 0, j = 0;
+  for (; j + 8 <= n; j += 8) {
+    const __m256i idx = _mm256_sub_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(u + j)), lo);
+    // 32 bits at entry idx (the table has a padding entry): the entry is the low half.
+    __m256i v = _mm256_i32gather_epi32(reinterpret_cast<const int*>(table), idx, 2);
+    v = _mm256_srai_epi32(_mm256_slli_epi32(v, 16), 16);
+    const int neg = _mm256_movemask_ps(_mm256_castsi256_ps(v));
+    const __m256i p = _mm256_packus_epi16(_mm256_packs_epi32(v, v), _mm256_setzero_si256());
+    const uint32_t w0 = static_cast<uint32_t>(_mm256_cvtsi256_si32(p));
+    const uint32_t w1 = static_cast<uint32_t>(_mm_cvtsi128_si32(_mm256_extracti128_si256(p, 1)));
+    const uint64_t w = uint64_t{w0} | (uint64_t{w1} << 32);
+    __builtin_memcpy(y + j, &w, 8);
+    for (int b = neg; b; b &= b - 1) fix[nf++] = static_cast<int32_t>(j + __builtin_ctz(b));
+  }
+  for (; j < n; ++j) {
+    const int16_t c = table[u[j] - u_lo];
+    if (c >= 0)
+      y[j] = static_cast<uint8_t>(c);
+    else
+      fix[nf++] = static_cast<int32_t>(j);
+  }
+  return nf;
+}
+
 }  // namespace qvit::engine

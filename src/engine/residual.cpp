@@ -8,6 +8,7 @@
 
 #include "engine/engine_ops.h"
 #include "qvit/error.h"
+#include "qvit/kernels.h"
 #include "qvit/parallel.h"
 
 namespace qvit::engine {
@@ -35,16 +36,16 @@ void IntAdd::init(int64_t channels, const std::vector<float>& sa, int32_t za_, c
 
 void IntAdd::forward(const uint8_t* a, const uint8_t* b, int64_t b_rows, uint8_t* y,
                      int64_t rows) const {
-  const int64_t half = k > 0 ? int64_t{1} << (k - 1) : 0;
+  const bool avx2 = kernel_path() == KernelPath::avx2;
   parallel_for(rows, std::max<int64_t>(1, 8192 / C), [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       const uint8_t* ar = a + r * C;
       const uint8_t* br = b + (b_rows > 0 ? r % b_rows : r) * C;
       uint8_t* yr = y + r * C;
-      for (int64_t c = 0; c < C; ++c) {
-        const int64_t v = int64_t(ar[c] - za) * ma[c] + int64_t(br[c] - zb) * mb[c];
-        yr[c] = clamp_q(((v + half) >> k) + zo, qmax);
-      }
+      if (avx2)
+        int_add_row_avx2(*this, ar, br, yr);
+      else
+        for (int64_t c = 0; c < C; ++c) yr[c] = one(ar[c], br[c], c);
     }
   });
 }
