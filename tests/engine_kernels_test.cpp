@@ -176,6 +176,26 @@ TEST(EngineLis, Avx2RowEqualsScalarRow) {
   }
 }
 
+TEST(EngineLis, Avx2PowersOfTwoFromCodes) {
+  if (!cpu_avx2()) GTEST_SKIP() << "no AVX2";
+  std::mt19937_64 rng(17);
+  for (int64_t n : {1, 15, 16, 17, 197}) {
+    for (int rep = 0; rep < 10; ++rep) {
+      std::vector<uint8_t> codes(static_cast<size_t>(n));
+      for (auto& c : codes) c = static_cast<uint8_t>(rep < 5 ? 1 + rng() % 16 : rng() % 17);  // 1..16 or 0..16
+      std::vector<int16_t> a(static_cast<size_t>(n), -7);
+      const bool zero = lis_pow2_avx2(codes.data(), n, a.data());
+      bool expect_zero = false;
+      for (int64_t j = 0; j < n; ++j) {
+        const int c = codes[j];
+        expect_zero |= c == 0;
+        ASSERT_EQ(a[j], (c == 0 || c == 16) ? 0 : (1 << (15 - c))) << "code " << c;
+      }
+      ASSERT_EQ(zero, expect_zero);
+    }
+  }
+}
+
 TEST(EngineResidual, Avx2RowsEqualScalarRows) {
   if (!cpu_avx2()) GTEST_SKIP() << "no AVX2";
   PathGuard guard;

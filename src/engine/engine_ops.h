@@ -179,6 +179,7 @@ struct IntLis {
 
 int64_t gelu_lookup_avx2(const int16_t* table, int32_t u_lo, const int32_t* u, int64_t n, uint8_t* y,
                          int32_t* fix);
+bool lis_pow2_avx2(const uint8_t* codes, int64_t n, int16_t* a);
 void lis_row_avx2(const IntLis& lis, const uint8_t* logit_codes, uint8_t* codes, int64_t cols);
 
 struct IntAttention {

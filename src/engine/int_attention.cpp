@@ -156,6 +156,7 @@ void IntAttention::context(const uint8_t* qkv, const uint8_t* lc, uint8_t* ctx, 
                            int16_t* ws) const {
   const int64_t D = H * Dh, ld = 3 * D, blocks = (N + kRowBlock - 1) / kRowBlock;
   const int64_t N2 = (N + 1) / 2 * 2, Dp = gemm16_np(Dh), per = N2 * Dp;
+  const bool avx2 = kernel_path() == KernelPath::avx2;
   const auto vat = [&](int64_t b, int64_t h, int64_t j, int64_t d) {
     return int32_t{qkv[(b * N + j) * ld + 2 * D + h * Dh + d]} - qkv_zero;
   };
@@ -180,9 +181,16 @@ void IntAttention::context(const uint8_t* qkv, const uint8_t* lc, uint8_t* ctx, 
       for (int64_t i = i0; i < i1; ++i) {
         lis.row(lc + (bh * N + i) * N, codes.data(), N);
         int16_t* ai = a.data() + (i - i0) * N2;
-        for (int64_t j = 0; j < N; ++j) ai[j] = kPow2[codes[j]];
-        for (int64_t j = 0; j < N; ++j)
-          if (codes[j] == 0) ones.emplace_back(i - i0, j);
+        bool zero = false;
+        if (avx2) {
+          zero = lis_pow2_avx2(codes.data(), N, ai);
+        } else {
+          for (int64_t j = 0; j < N; ++j) ai[j] = kPow2[codes[j]];
+          zero = true;
+        }
+        if (zero)
+          for (int64_t j = 0; j < N; ++j)
+            if (codes[j] == 0) ones.emplace_back(i - i0, j);
       }
       gemm16(a.data(), N2, i1 - i0, N2, ws + bh * per, Dh, acc.data(), Dp);
       for (const auto& [r, j] : ones)

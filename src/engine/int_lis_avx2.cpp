@@ -68,4 +68,27 @@ void lis_row_avx2(const IntLis& lis, const uint8_t* l, uint8_t* codes, int64_t c
   for (; j < cols; ++j) codes[j] = quant_detail::lis_code(std::nearbyint(sf / ef[l[j]]));
 }
 
+// a[j] = 2^(15 - codes[j]) for codes 1..15, 0 for codes 0 and 16 (kPow2 of int_attention.cpp) with
+// byte shuffles (code 16 = 0x10 selects entry 0 like code 0); returns whether any code is 0.
+bool lis_pow2_avx2(const uint8_t* codes, int64_t n, int16_t* a) {
+  const __m128i lo = _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, char(128), 64, 32, 16, 8, 4, 2, 1);
+  const __m128i hi = _mm_setr_epi8(0, 64, 32, 16, 8, 4, 2, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+  __m128i any0 = _mm_setzero_si128();
+  int64_t j = 0;
+  for (; j + 16 <= n; j += 16) {
+    const __m128i c = _mm_loadu_si128(reinterpret_cast<const __m128i*>(codes + j));
+    any0 = _mm_or_si128(any0, _mm_cmpeq_epi8(c, _mm_setzero_si128()));
+    const __m128i l = _mm_shuffle_epi8(lo, c), h = _mm_shuffle_epi8(hi, c);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(a + j), _mm_unpacklo_epi8(l, h));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(a + j + 8), _mm_unpackhi_epi8(l, h));
+  }
+  bool zero = _mm_movemask_epi8(any0) != 0;
+  for (; j < n; ++j) {
+    const int c = codes[j];
+    a[j] = (c == 0 || c >= kLisZeroCode) ? int16_t{0} : static_cast<int16_t>(1 << (15 - c));
+    zero |= c == 0;
+  }
+  return zero;
+}
+
 }  // namespace qvit::engine
