@@ -196,6 +196,34 @@ TEST(EngineLis, Avx2PowersOfTwoFromCodes) {
   }
 }
 
+TEST(EngineLayerNorm, Avx2CodeConversionsEqualScalar) {
+  if (!cpu_avx2()) GTEST_SKIP() << "no AVX2";
+  std::mt19937_64 rng(19);
+  for (int64_t C : {1, 8, 13, 192, 384}) {
+    std::vector<uint8_t> x(static_cast<size_t>(C));
+    std::vector<float> s(static_cast<size_t>(C)), xf(s.size()), y(s.size());
+    for (int64_t c = 0; c < C; ++c) {
+      x[c] = static_cast<uint8_t>(rng());
+      s[c] = std::ldexp(0.013f, int(rng() % 4));
+      // ties (k + 0.5) s_out, huge values, NaN and infinities among ordinary ones
+      const int kind = static_cast<int>(rng() % 6);
+      y[c] = kind == 0 ? (float(int(rng() % 300) - 150) + 0.5f) * 0.05f
+             : kind == 1 ? (rng() % 2 ? 3e38f : -3e38f)
+             : kind == 2 ? (rng() % 2 ? NAN : INFINITY)
+                         : float(int(rng() % 20001) - 10000) * 1e-3f;
+    }
+    ln_dequant_avx2(x.data(), C, 37.0f, s.data(), xf.data());
+    for (int64_t c = 0; c < C; ++c) ASSERT_EQ(xf[c], (static_cast<float>(x[c]) - 37.0f) * s[c]);
+    std::vector<uint8_t> q(static_cast<size_t>(C));
+    ln_requant_avx2(y.data(), C, 0.05f, 128, 255, q.data());
+    for (int64_t c = 0; c < C; ++c) {
+      const float r = std::nearbyint(y[c] / 0.05f);
+      const int64_t expect = std::isnan(r) ? 0 : std::clamp<int64_t>(int64_t(std::clamp(r, -1e9f, 1e9f)) + 128, 0, 255);
+      ASSERT_EQ(q[c], expect) << "y " << y[c];
+    }
+  }
+}
+
 TEST(EngineResidual, Avx2RowsEqualScalarRows) {
   if (!cpu_avx2()) GTEST_SKIP() << "no AVX2";
   PathGuard guard;

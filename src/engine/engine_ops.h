@@ -115,6 +115,9 @@ struct IntLayerNorm {
   void forward(const uint8_t* x, uint8_t* y, int64_t rows) const;
 };
 
+void ln_dequant_avx2(const uint8_t* x, int64_t C, float z, const float* s, float* xf);
+void ln_requant_avx2(const float* yf, int64_t C, float s_out, int32_t zero, int32_t qmax, uint8_t* y);
+
 // ---- Residual add with requantization (residual.cpp) -----------------------------------------
 // y[r,c] = clamp(round(((a - za) sa_c + (b - zb) sb_c) / so_c) + zo) with per-channel integer
 // multipliers ma_c ~ sa_c / so_c 2^k, mb_c ~ sb_c / so_c 2^k and one shift k.

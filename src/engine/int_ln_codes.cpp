@@ -76,10 +76,9 @@ void IntLayerNorm::forward(const uint8_t* x, uint8_t* y, int64_t rows) const {
       const uint8_t* xr = x + r * C;
       uint8_t* yr = y + r * C;
       if (avx2) {
-        for (int64_t c = 0; c < C; ++c) xf[c] = (static_cast<float>(xr[c]) - z) * s_in[c];
+        ln_dequant_avx2(xr, C, z, s_in.data(), xf.data());
         if (quant_detail::int_ln_row_avx2(xf.data(), yf.data(), k, tmp.data())) {
-          for (int64_t c = 0; c < C; ++c)
-            yr[c] = clamp_q(static_cast<int64_t>(std::nearbyint(yf[c] / s_out)) + out_zero, out_max);
+          ln_requant_avx2(yf.data(), C, s_out, out_zero, out_max, yr);
           continue;
         }
       }
