@@ -33,17 +33,20 @@ template <int R, bool Two>
 void tile(const int16_t* A, int64_t lda, int64_t K, const int16_t* Bp, int64_t Np, int64_t n0,
           int64_t nvalid, int32_t* C, int64_t ldc) {
   __m256i acc[R][2];
+#pragma GCC unroll 8
   for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
   const int16_t* b = Bp + 2 * n0;
   for (int64_t k = 0; k < K; k += 2, b += 2 * Np) {
     const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b));
     const __m256i b1 = Two ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 16)) : b0;
+#pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       const __m256i a = pair(A + r * lda + k);
       acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(a, b0));
       if (Two) acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(a, b1));
     }
   }
+#pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
     store(C + r * ldc + n0, acc[r][0], nvalid);
     if (Two && nvalid > 8) store(C + r * ldc + n0 + 8, acc[r][1], nvalid - 8);
