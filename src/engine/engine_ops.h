@@ -180,6 +180,19 @@ struct IntLis {
   const float* ef_row(uint8_t mx) const { return slice_of[mx] ? e_f[slice_of[mx]].data() : e_f[0].data() + (255 - mx); }
 };
 
+// The scalar lookup of columns [j0, n) (GeluLut::lookup's reference and the AVX2 tail); returns
+// nf plus the number of -1 entries appended to fix.
+inline int64_t gelu_lookup_scalar(const int16_t* table, int32_t u_lo, const int32_t* u, int64_t j0, int64_t n,
+                                  uint8_t* y, int32_t* fix, int64_t nf) {
+  for (int64_t j = j0; j < n; ++j) {
+    const int16_t c = table[u[j] - u_lo];
+    if (c >= 0)
+      y[j] = static_cast<uint8_t>(c);
+    else
+      fix[nf++] = static_cast<int32_t>(j);
+  }
+  return nf;
+}
 int64_t gelu_lookup_avx2(const int16_t* table, int32_t u_lo, const int32_t* u, int64_t n, uint8_t* y,
                          int32_t* fix);
 bool lis_pow2_avx2(const uint8_t* codes, int64_t n, int16_t* a);

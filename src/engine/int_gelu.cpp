@@ -48,15 +48,7 @@ void GeluLut::init(float s_gelu, float z_gelu, int32_t q_max) {
 
 int64_t GeluLut::lookup(const int32_t* u, int64_t n, uint8_t* y, int32_t* fix) const {
   if (kernel_path() == KernelPath::avx2) return gelu_lookup_avx2(table.data(), u_lo, u, n, y, fix);
-  int64_t nf = 0;
-  for (int64_t j = 0; j < n; ++j) {
-    const int16_t c = table[u[j] - u_lo];
-    if (c >= 0)
-      y[j] = static_cast<uint8_t>(c);
-    else
-      fix[nf++] = static_cast<int32_t>(j);
-  }
-  return nf;
+  return gelu_lookup_scalar(table.data(), u_lo, u, 0, n, y, fix, 0);
 }
 
 uint8_t GeluLut::exact(float x) const {

@@ -73,14 +73,7 @@ int64_t gelu_lookup_avx2(const int16_t* table, int32_t u_lo, const int32_t* u, i
     __builtin_memcpy(y + j, &w, 8);
     for (int b = neg; b; b &= b - 1) fix[nf++] = static_cast<int32_t>(j + __builtin_ctz(b));
   }
-  for (; j < n; ++j) {
-    const int16_t c = table[u[j] - u_lo];
-    if (c >= 0)
-      y[j] = static_cast<uint8_t>(c);
-    else
-      fix[nf++] = static_cast<int32_t>(j);
-  }
-  return nf;
+  return gelu_lookup_scalar(table, u_lo, u, j, n, y, fix, nf);
 }
 
 }  // namespace qvit::engine
