@@ -67,7 +67,7 @@ TEST(EngineRequant, SixtyFourBitFormEqualsApplyMultOnBiasedAccumulator) {
   }
 }
 
-TEST(EngineRequant, Avx2RowsBitExactWithScalarRows) {
+TEST(EngineRequant, Avx2AndAvx512RowsBitExactWithScalarRows) {
   if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))) GTEST_SKIP() << "no AVX2";
   PathGuard guard;
   std::mt19937_64 rng(11);
@@ -87,18 +87,26 @@ TEST(EngineRequant, Avx2RowsBitExactWithScalarRows) {
         std::vector<uint8_t> y_ref(static_cast<size_t>(n)), y_simd(static_cast<size_t>(n));
         set_kernel_path(KernelPath::ref);
         rq.row_u8(acc.data(), n, zero, 0, hi, y_ref.data());
-        set_kernel_path(KernelPath::avx2);
-        rq.row_u8(acc.data(), n, zero, 0, hi, y_simd.data());
+        requant_row_avx2(rq, acc.data(), n, zero, 0, hi, y_simd.data(), nullptr);
         ASSERT_EQ(y_ref, y_simd) << "n " << n << " bcast " << bcast;
+        if (cpu_has_avx512vnni()) {
+          std::fill(y_simd.begin(), y_simd.end(), uint8_t{77});
+          requant_row_avx512(rq, acc.data(), n, zero, 0, hi, y_simd.data(), nullptr);
+          ASSERT_EQ(y_ref, y_simd) << "avx512 n " << n << " bcast " << bcast;
+        }
         for (int64_t j = 0; j < n; ++j)  // and the definition
           ASSERT_EQ(y_ref[j], std::clamp<int64_t>(rq.one(acc[j], j) + zero, 0, hi));
         std::vector<int32_t> u_ref(static_cast<size_t>(n)), u_simd(static_cast<size_t>(n));
         const int32_t lo32 = -70000, hi32 = 70000;
         set_kernel_path(KernelPath::ref);
         rq.row_i32(acc.data(), n, lo32, hi32, u_ref.data());
-        set_kernel_path(KernelPath::avx2);
-        rq.row_i32(acc.data(), n, lo32, hi32, u_simd.data());
+        requant_row_avx2(rq, acc.data(), n, 0, lo32, hi32, nullptr, u_simd.data());
         ASSERT_EQ(u_ref, u_simd) << "n " << n << " bcast " << bcast;
+        if (cpu_has_avx512vnni()) {
+          std::fill(u_simd.begin(), u_simd.end(), 77);
+          requant_row_avx512(rq, acc.data(), n, 0, lo32, hi32, nullptr, u_simd.data());
+          ASSERT_EQ(u_ref, u_simd) << "avx512 n " << n << " bcast " << bcast;
+        }
       }
     }
   }
@@ -150,7 +158,7 @@ TEST(EngineGemm16, ReferenceAndAvx2EqualNaiveProduct) {
   EXPECT_THROW(gemm16_ref(nullptr, 4, 1, 3, nullptr, 1, nullptr, 1), std::exception);
 }
 
-TEST(EngineLis, Avx2RowEqualsScalarRow) {
+TEST(EngineLis, Avx2AndAvx512RowsEqualScalarRow) {
   if (!cpu_avx2()) GTEST_SKIP() << "no AVX2";
   PathGuard guard;
   std::mt19937_64 rng(3);
@@ -158,7 +166,7 @@ TEST(EngineLis, Avx2RowEqualsScalarRow) {
     for (float zero : {0.0f, 37.0f, 200.0f}) {
       IntLis lis;
       lis.init(S, zero, 256);
-      for (int64_t cols : {1, 3, 8, 31, 33, 197, 256}) {
+      for (int64_t cols : {1, 3, 8, 31, 33, 64, 65, 127, 128, 129, 197, 256}) {
         for (int rep = 0; rep < 20; ++rep) {
           std::vector<uint8_t> l(static_cast<size_t>(cols));
           const int spread = 1 + static_cast<int>(rng() % 256);  // peaked rows and flat ones
@@ -167,9 +175,12 @@ TEST(EngineLis, Avx2RowEqualsScalarRow) {
           if (rep % 5 == 0) std::fill(l.begin(), l.end(), l[0]);
           std::vector<uint8_t> ref(static_cast<size_t>(cols)), simd(static_cast<size_t>(cols), 99);
           lis.row_ref(l.data(), ref.data(), cols);
-          set_kernel_path(KernelPath::avx2);
-          lis.row(l.data(), simd.data(), cols);
+          lis_row_avx2(lis, l.data(), simd.data(), cols);
           ASSERT_EQ(ref, simd) << "S " << S << " zero " << zero << " cols " << cols;
+          if (!cpu_has_avx512vnni()) continue;
+          std::fill(simd.begin(), simd.end(), uint8_t{99});
+          lis_row_avx512(lis, l.data(), simd.data(), cols);
+          ASSERT_EQ(ref, simd) << "avx512 S " << S << " zero " << zero << " cols " << cols;
         }
       }
     }
@@ -260,7 +271,7 @@ TEST(EngineResidual, Avx2RowsEqualScalarRows) {
   }
 }
 
-TEST(EngineGelu, Avx2LookupEqualsScalarLookup) {
+TEST(EngineGelu, Avx2AndAvx512LookupEqualScalarLookup) {
   if (!cpu_avx2()) GTEST_SKIP() << "no AVX2";
   PathGuard guard;
   std::mt19937_64 rng(13);
@@ -275,15 +286,20 @@ TEST(EngineGelu, Avx2LookupEqualsScalarLookup) {
       std::vector<int32_t> f_ref(static_cast<size_t>(n)), f_simd(static_cast<size_t>(n));
       set_kernel_path(KernelPath::ref);
       const int64_t nr = lut.lookup(u.data(), n, y_ref.data(), f_ref.data());
-      set_kernel_path(KernelPath::avx2);
-      const int64_t ns = lut.lookup(u.data(), n, y_simd.data(), f_simd.data());
-      ASSERT_EQ(nr, ns);
       ASSERT_GE(nr, 1);  // u_hi's entry is always exact-computed
       f_ref.resize(static_cast<size_t>(nr));
-      f_simd.resize(static_cast<size_t>(ns));
-      ASSERT_EQ(f_ref, f_simd);
-      for (int64_t f : f_ref) y_ref[f] = y_simd[f] = 0;  // undefined there
-      ASSERT_EQ(y_ref, y_simd);
+      for (int64_t f : f_ref) y_ref[f] = 0;  // undefined there
+      for (int isa = 0; isa < 2; ++isa) {
+        if (isa == 1 && !cpu_has_avx512vnni()) continue;
+        std::fill(f_simd.begin(), f_simd.end(), -5);
+        const int64_t ns = isa ? gelu_lookup_avx512(lut.table.data(), lut.u_lo, u.data(), n, y_simd.data(), f_simd.data())
+                               : gelu_lookup_avx2(lut.table.data(), lut.u_lo, u.data(), n, y_simd.data(), f_simd.data());
+        ASSERT_EQ(nr, ns) << "isa " << isa;
+        std::vector<int32_t> fs(f_simd.begin(), f_simd.begin() + ns);
+        ASSERT_EQ(f_ref, fs) << "isa " << isa;
+        for (int64_t f : f_ref) y_simd[f] = 0;
+        ASSERT_EQ(y_ref, y_simd) << "isa " << isa;
+      }
     }
   }
 }

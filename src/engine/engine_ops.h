@@ -57,6 +57,8 @@ struct Requant {
 };
 void requant_row_avx2(const Requant& r, const int32_t* acc, int64_t n, int32_t zero, int32_t lo,
                       int32_t hi, uint8_t* y8, int32_t* y32);
+void requant_row_avx512(const Requant& r, const int32_t* acc, int64_t n, int32_t zero, int32_t lo,
+                        int32_t hi, uint8_t* y8, int32_t* y32);  // requant_avx512.cpp
 
 // Codes are clamped to [0, qmax] of their quantizer (255 for uint8, 63 for uint6, ...).
 inline uint8_t clamp_q(int64_t v, int32_t qmax) {
@@ -172,7 +174,7 @@ struct IntLis {
   std::vector<int32_t> base_off;        // slice 0 is indexed by 255 - m + c
   std::vector<int32_t> slice_of;        // per row max m: 0 = slice 0 with offset
   void init(float S, float zero, int64_t max_cols);
-  // Codes 0..15, 16 = zero, for one row of logit codes (kernel_path(): AVX2 gathers or scalar).
+  // Codes 0..15, 16 = zero, for one row of logit codes (qgemm_isa(): AVX-512, AVX2 or scalar).
   void row(const uint8_t* logit_codes, uint8_t* codes, int64_t cols) const;
   void row_ref(const uint8_t* logit_codes, uint8_t* codes, int64_t cols) const;
   // The row's tables: e and e_f indexed by code, for the row maximum mx.
@@ -195,8 +197,11 @@ inline int64_t gelu_lookup_scalar(const int16_t* table, int32_t u_lo, const int3
 }
 int64_t gelu_lookup_avx2(const int16_t* table, int32_t u_lo, const int32_t* u, int64_t n, uint8_t* y,
                          int32_t* fix);
+int64_t gelu_lookup_avx512(const int16_t* table, int32_t u_lo, const int32_t* u, int64_t n, uint8_t* y,
+                           int32_t* fix);
 bool lis_pow2_avx2(const uint8_t* codes, int64_t n, int16_t* a);
 void lis_row_avx2(const IntLis& lis, const uint8_t* logit_codes, uint8_t* codes, int64_t cols);
+void lis_row_avx512(const IntLis& lis, const uint8_t* logit_codes, uint8_t* codes, int64_t cols);
 
 struct IntAttention {
   int64_t H = 0, Dh = 0;
@@ -238,7 +243,7 @@ struct GeluLut {
   std::vector<int16_t> table;     // u_hi - u_lo + 1 entries and one padding entry (-1)
   void init(float s_gelu, float z_gelu, int32_t qmax);
   // y[j] = table[u[j] - u_lo] for u in [u_lo, u_hi]; returns how many entries were -1 (their
-  // positions in fix[], y undefined there). AVX2 (32-bit gathers) or scalar by kernel_path().
+  // positions in fix[], y undefined there). AVX-512 / AVX2 gathers or scalar by qgemm_isa().
   int64_t lookup(const int32_t* u, int64_t n, uint8_t* y, int32_t* fix) const;
   uint8_t exact(float x) const;  // the code of gelu(x)
 };

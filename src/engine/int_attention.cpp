@@ -100,10 +100,11 @@ void IntLis::row_ref(const uint8_t* l, uint8_t* codes, int64_t cols) const {
 }
 
 void IntLis::row(const uint8_t* l, uint8_t* codes, int64_t cols) const {
-  if (kernel_path() == KernelPath::avx2)
-    lis_row_avx2(*this, l, codes, cols);
-  else
-    row_ref(l, codes, cols);
+  switch (qgemm_isa()) {  // the requantization's path (requant.cpp)
+    case QgemmIsa::avx512vnni: lis_row_avx512(*this, l, codes, cols); break;
+    case QgemmIsa::avx2: lis_row_avx2(*this, l, codes, cols); break;
+    default: row_ref(l, codes, cols);
+  }
 }
 
 namespace {

@@ -47,7 +47,11 @@ void GeluLut::init(float s_gelu, float z_gelu, int32_t q_max) {
 }
 
 int64_t GeluLut::lookup(const int32_t* u, int64_t n, uint8_t* y, int32_t* fix) const {
-  if (kernel_path() == KernelPath::avx2) return gelu_lookup_avx2(table.data(), u_lo, u, n, y, fix);
+  switch (qgemm_isa()) {  // the requantization's path (requant.cpp)
+    case QgemmIsa::avx512vnni: return gelu_lookup_avx512(table.data(), u_lo, u, n, y, fix);
+    case QgemmIsa::avx2: return gelu_lookup_avx2(table.data(), u_lo, u, n, y, fix);
+    default: break;
+  }
   return gelu_lookup_scalar(table.data(), u_lo, u, 0, n, y, fix, 0);
 }
 

@@ -80,18 +80,22 @@ void Requant::row_i32_ref(const int32_t* acc, int64_t n, int32_t lo, int32_t hi,
   for (int64_t j = 0; j < n; ++j) y[j] = static_cast<int32_t>(std::clamp<int64_t>(one(acc[j], j), lo, hi));
 }
 
+// The SIMD paths follow the int8 GEMM's choice (qgemm_isa(): ref under QVIT_KERNELS=ref, AVX-512
+// when the CPU has VNNI unless QVIT_QGEMM=avx2).
 void Requant::row_u8(const int32_t* acc, int64_t n, int32_t zero, int32_t lo, int32_t hi, uint8_t* y) const {
-  if (kernel_path() == KernelPath::avx2)
-    requant_row_avx2(*this, acc, n, zero, lo, hi, y, nullptr);
-  else
-    row_u8_ref(acc, n, zero, lo, hi, y);
+  switch (qgemm_isa()) {
+    case QgemmIsa::avx512vnni: requant_row_avx512(*this, acc, n, zero, lo, hi, y, nullptr); break;
+    case QgemmIsa::avx2: requant_row_avx2(*this, acc, n, zero, lo, hi, y, nullptr); break;
+    default: row_u8_ref(acc, n, zero, lo, hi, y);
+  }
 }
 
 void Requant::row_i32(const int32_t* acc, int64_t n, int32_t lo, int32_t hi, int32_t* y) const {
-  if (kernel_path() == KernelPath::avx2)
-    requant_row_avx2(*this, acc, n, 0, lo, hi, nullptr, y);
-  else
-    row_i32_ref(acc, n, lo, hi, y);
+  switch (qgemm_isa()) {
+    case QgemmIsa::avx512vnni: requant_row_avx512(*this, acc, n, 0, lo, hi, nullptr, y); break;
+    case QgemmIsa::avx2: requant_row_avx2(*this, acc, n, 0, lo, hi, nullptr, y); break;
+    default: row_i32_ref(acc, n, lo, hi, y);
+  }
 }
 
 void quantize_u8(const float* x, uint8_t* q, int64_t n, float s, float z, int32_t qmax) {
