@@ -3,6 +3,7 @@
 // the PTF-quantized residual stream (s_c = s_0 2^alpha_c, one z).
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -55,6 +56,17 @@ struct Requant {
     return (int64_t{acc} * m[k] + c[k]) >> t[k];
   }
 };
+// The scalar columns [j0, n) of a row (the SIMD rows' tail): to y8, or to y32 when y8 is null.
+inline void requant_tail(const Requant& r, const int32_t* acc, int64_t j0, int64_t n, int32_t zero,
+                         int32_t lo, int32_t hi, uint8_t* y8, int32_t* y32) {
+  for (int64_t j = j0; j < n; ++j) {
+    const int64_t v = std::clamp<int64_t>(r.one(acc[j], j) + zero, lo, hi);
+    if (y8)
+      y8[j] = static_cast<uint8_t>(v);
+    else
+      y32[j] = static_cast<int32_t>(v);
+  }
+}
 void requant_row_avx2(const Requant& r, const int32_t* acc, int64_t n, int32_t zero, int32_t lo,
                       int32_t hi, uint8_t* y8, int32_t* y32);
 void requant_row_avx512(const Requant& r, const int32_t* acc, int64_t n, int32_t zero, int32_t lo,

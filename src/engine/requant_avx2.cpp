@@ -47,13 +47,7 @@ void requant_row_avx2(const Requant& r, const int32_t* acc, int64_t n, int32_t z
       __builtin_memcpy(y8 + j, &w, 8);
     }
   }
-  for (; j < n; ++j) {
-    const int64_t v = std::clamp<int64_t>(r.one(acc[j], j) + zero, lo, hi);
-    if (y32)
-      y32[j] = static_cast<int32_t>(v);
-    else
-      y8[j] = static_cast<uint8_t>(v);
-  }
+  requant_tail(r, acc, j, n, zero, lo, hi, y32 ? nullptr : y8, y32);
 }
 
 int64_t gelu_lookup_avx2(const int16_t* table, int32_t u_lo, const int32_t* u, int64_t n, uint8_t* y,

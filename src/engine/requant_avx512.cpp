@@ -36,13 +36,7 @@ void requant_row_avx512(const Requant& r, const int32_t* acc, int64_t n, int32_t
     else
       _mm_storel_epi64(reinterpret_cast<__m128i*>(y8 + j), _mm512_cvtepi64_epi8(v));
   }
-  for (; j < n; ++j) {
-    const int64_t v = std::clamp<int64_t>(r.one(acc[j], j) + zero, lo, hi);
-    if (y32)
-      y32[j] = static_cast<int32_t>(v);
-    else
-      y8[j] = static_cast<uint8_t>(v);
-  }
+  requant_tail(r, acc, j, n, zero, lo, hi, y32 ? nullptr : y8, y32);
 }
 
 int64_t gelu_lookup_avx512(const int16_t* table, int32_t u_lo, const int32_t* u, int64_t n, uint8_t* y,
