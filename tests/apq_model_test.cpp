@@ -264,5 +264,24 @@ TEST(ApqParamsFile, RoundTripAndErrors) {
   std::remove(path.c_str());
 }
 
+
+// The per-bit-width defaults: apq's post-softmax quantizer is MPQ up to 5 activation bits and twin
+// uniform from 6; the other methods keep theirs; the bits are set.
+TEST(ApqSearch, DefaultsFollowActivationBits) {
+  using apq::ApqConfig;
+  using apq::Method;
+  using apq::SoftmaxQuant;
+  EXPECT_EQ(ApqConfig::defaults(Method::apq, 4, 4).softmax, SoftmaxQuant::mpq);
+  EXPECT_EQ(ApqConfig::defaults(Method::apq, 8, 5).softmax, SoftmaxQuant::mpq);
+  EXPECT_EQ(ApqConfig::defaults(Method::apq, 6, 6).softmax, SoftmaxQuant::twin);
+  EXPECT_EQ(ApqConfig::defaults(Method::apq, 4, 8).softmax, SoftmaxQuant::twin);
+  EXPECT_EQ(ApqConfig::defaults(Method::base, 8, 8).softmax, SoftmaxQuant::uniform);
+  EXPECT_EQ(ApqConfig::defaults(Method::ptq4vit, 4, 4).softmax, SoftmaxQuant::twin);
+  const ApqConfig c = ApqConfig::defaults(Method::apq, 3, 7);
+  EXPECT_EQ(c.wbits, 3);
+  EXPECT_EQ(c.abits, 7);
+  EXPECT_EQ(c.metric, apq::MetricKind::bbc);
+}
+
 }  // namespace
 }  // namespace qvit

@@ -100,3 +100,41 @@ TEST(CliQuant, BadInput) {
   expect_cli_error("eval --model deit_tiny --weights random:1 --data " + data + " --quant",
                    "--quant needs --calib-data");
 }
+
+// apq-calibrate: the params file records the resolved config (apq's post-softmax quantizer follows
+// the activation bits unless --set overrides it), and eval --apq-params runs it. Bad options fail
+// before any work and leave no file.
+TEST(CliQuant, ApqCalibrateConfigAndErrors) {
+  QVIT_REQUIRE_DATA_PATH(sample, "imagenet-sample");
+  const std::string data = small_folder(sample, 2);
+  const std::string dir = qvit::test::temp_dir();
+  const std::string base = "apq-calibrate --model deit_tiny --weights random:1 --calib-data " + data +
+                           " --calib-images 2 --threads 2 --set grid=4 --set rounds=1 --set stride=1 ";
+  std::string out;
+  ASSERT_EQ(run_cli(base + "--wbits 6 --abits 6 -o " + dir + "/w6.json", &out), 0) << out;
+  nlohmann::json j = nlohmann::json::parse(std::ifstream(dir + "/w6.json"));
+  EXPECT_EQ(j["config"]["softmax"], "twin");
+  EXPECT_EQ(j["config"]["metric"], "bbc");
+  EXPECT_EQ(j["config"]["grid"], 4);
+  ASSERT_EQ(run_cli(base + "--wbits 4 --abits 4 --set softmax=mpq --set keep=0.25 -o " + dir + "/w4.json", &out), 0)
+      << out;
+  j = nlohmann::json::parse(std::ifstream(dir + "/w4.json"));
+  EXPECT_EQ(j["config"]["softmax"], "mpq");
+  EXPECT_DOUBLE_EQ(j["config"]["keep"].get<double>(), 0.25);
+  ASSERT_EQ(run_cli("eval --model deit_tiny --weights random:1 --data " + data + " --apq-params " + dir +
+                        "/w4.json --json " + dir + "/e.json",
+                    &out),
+            0)
+      << out;
+  EXPECT_EQ(nlohmann::json::parse(std::ifstream(dir + "/e.json"))["images"], 2);
+  expect_cli_error(base + "--wbits 9 -o " + dir + "/x.json", "wbits");
+  expect_cli_error(base + "--set nonsense=1 -o " + dir + "/x.json", "unknown option 'nonsense'");
+  expect_cli_error(base + "--set softmax=cubic -o " + dir + "/x.json", "cubic");
+  expect_cli_error(base + "--set keep=0 -o " + dir + "/x.json", "keep");
+  expect_cli_error("apq-calibrate --model deit_tiny --weights random:1 --calib-data " + data +
+                       " --calib-images 5 -o " + dir + "/x.json",
+                   "5 calibration images wanted");
+  EXPECT_FALSE(fs::exists(dir + "/x.json"));
+  expect_cli_error("eval --model deit_small --weights random:1 --data " + data + " --apq-params " + dir + "/w4.json",
+                   "deit_tiny");
+}

@@ -57,6 +57,10 @@ struct ApqConfig {
   uint64_t seed = 0;
 
   static ApqConfig defaults(Method m);
+  // The defaults for a bit width: as defaults(m), with the bits set and, for apq, the post-softmax
+  // quantizer chosen by the activation bits (mpq up to 5 bits, twin from 6: measured on the val
+  // split, docs/quantization.md "Open decisions").
+  static ApqConfig defaults(Method m, int wbits, int abits);
   std::string label() const;  // "apq W4A4"
   nlohmann::json to_json() const;
   static ApqConfig from_json(const nlohmann::json& j);  // missing keys keep the method's defaults

@@ -52,9 +52,7 @@ nlohmann::json parse_value(const std::string& v) {
 
 apq::ApqConfig apq_config(const std::string& method, int wbits, int abits, int calib_images, uint64_t seed,
                           const std::vector<std::string>& sets) {
-  nlohmann::json j = apq::ApqConfig::defaults(apq::parse_method(method)).to_json();
-  j["wbits"] = wbits;
-  j["abits"] = abits;
+  nlohmann::json j = apq::ApqConfig::defaults(apq::parse_method(method), wbits, abits).to_json();
   j["calib_images"] = calib_images;
   j["seed"] = seed;
   for (const std::string& s : sets) {
