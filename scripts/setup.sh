@@ -5,6 +5,7 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libdnnl-dev libturbojpeg0-dev libpng-dev zlib1g-dev
       nlohmann-json3-dev libcli11-dev libfmt-dev libgtest-dev libbenchmark-dev
+      ocl-icd-opencl-dev  # dnnl-config.cmake (Debian oneDNN 2.6) calls find_package(OpenCL)
       chromium)  # chromium: headless rendering test of `qvit report` pages
 for arg in "$@"; do
   case "$arg" in
