@@ -23,6 +23,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 namespace qvit {
@@ -64,6 +65,13 @@ bool cpu_has_avx512vnni();
 // acc[m * ldacc + n] = sum_k (a[m * lda + k] - a_zero) * w[n, k], for m < M, n < N. Parallel.
 void qgemm_u8s8s32(const uint8_t* a, int64_t M, int64_t lda, int32_t a_zero, const QWeight& w,
                    int32_t* acc, int64_t ldacc);
+// The same, then epilogue(m0, m1, n0, n1) once for each tile of a partition of [0, M) x [0, N),
+// on the thread that computed it, as soon as acc is final there (so that the requantization runs
+// while the tile is in cache, in the same parallel region). Tiles depend on M, N and the path only;
+// the callback must write nothing outside its tile's outputs.
+using QgemmEpilogue = std::function<void(int64_t m0, int64_t m1, int64_t n0, int64_t n1)>;
+void qgemm_u8s8s32(const uint8_t* a, int64_t M, int64_t lda, int32_t a_zero, const QWeight& w,
+                   int32_t* acc, int64_t ldacc, const QgemmEpilogue& epilogue);
 // The scalar reference (single-threaded, int64 sums checked to fit int32).
 void qgemm_u8s8s32_ref(const uint8_t* a, int64_t M, int64_t lda, int32_t a_zero, const int8_t* w,
                        int64_t N, int64_t K, int32_t* acc, int64_t ldacc);

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "qvit/qkernels.h"
@@ -46,21 +47,30 @@ struct Requant {
   // mult: N entries (or 1); bias: N entries or nullptr (0); fb: the bias fraction bits (shift >= fb
   // is required, else "[engine]" error).
   void init(const std::vector<Mult>& mult, const int32_t* bias, int fb);
-  // y[j] for j < n, channel j (or 0 for a broadcast multiplier). Kernel path: kernel_path().
-  void row_u8(const int32_t* acc, int64_t n, int32_t zero, int32_t lo, int32_t hi, uint8_t* y) const;
-  void row_i32(const int32_t* acc, int64_t n, int32_t lo, int32_t hi, int32_t* y) const;  // no zero
-  void row_u8_ref(const int32_t* acc, int64_t n, int32_t zero, int32_t lo, int32_t hi, uint8_t* y) const;
-  void row_i32_ref(const int32_t* acc, int64_t n, int32_t lo, int32_t hi, int32_t* y) const;
+  // y[j] for j < n, channel ch0 + j (or 0 for a broadcast multiplier); ch0 a multiple of 8.
+  // Kernel path: qgemm_isa().
+  void row_u8(const int32_t* acc, int64_t n, int32_t zero, int32_t lo, int32_t hi, uint8_t* y,
+              int64_t ch0 = 0) const;
+  void row_i32(const int32_t* acc, int64_t n, int32_t lo, int32_t hi, int32_t* y, int64_t ch0 = 0) const;  // no zero
+  // A tile: rows r < `rows` of acc + r * ldacc -> y + r * ldy (same channels as row_u8).
+  void rows_u8(const int32_t* acc, int64_t ldacc, int64_t rows, int64_t n, int32_t zero, int32_t lo,
+               int32_t hi, uint8_t* y, int64_t ldy, int64_t ch0 = 0) const;
+  void rows_i32(const int32_t* acc, int64_t ldacc, int64_t rows, int64_t n, int32_t lo, int32_t hi,
+                int32_t* y, int64_t ldy, int64_t ch0 = 0) const;
+  void row_u8_ref(const int32_t* acc, int64_t n, int32_t zero, int32_t lo, int32_t hi, uint8_t* y,
+                  int64_t ch0 = 0) const;
+  void row_i32_ref(const int32_t* acc, int64_t n, int32_t lo, int32_t hi, int32_t* y, int64_t ch0 = 0) const;
   int64_t one(int32_t acc, int64_t ch) const {  // unclamped floor((acc m + c) / 2^t)
     const int64_t k = N == 1 ? 0 : ch;
     return (int64_t{acc} * m[k] + c[k]) >> t[k];
   }
 };
 // The scalar columns [j0, n) of a row (the SIMD rows' tail): to y8, or to y32 when y8 is null.
+// Column j is channel ch0 + j.
 inline void requant_tail(const Requant& r, const int32_t* acc, int64_t j0, int64_t n, int32_t zero,
-                         int32_t lo, int32_t hi, uint8_t* y8, int32_t* y32) {
+                         int32_t lo, int32_t hi, uint8_t* y8, int32_t* y32, int64_t ch0) {
   for (int64_t j = j0; j < n; ++j) {
-    const int64_t v = std::clamp<int64_t>(r.one(acc[j], j) + zero, lo, hi);
+    const int64_t v = std::clamp<int64_t>(r.one(acc[j], ch0 + j) + zero, lo, hi);
     if (y8)
       y8[j] = static_cast<uint8_t>(v);
     else
@@ -68,9 +78,17 @@ inline void requant_tail(const Requant& r, const int32_t* acc, int64_t j0, int64
   }
 }
 void requant_row_avx2(const Requant& r, const int32_t* acc, int64_t n, int32_t zero, int32_t lo,
-                      int32_t hi, uint8_t* y8, int32_t* y32);
+                      int32_t hi, uint8_t* y8, int32_t* y32, int64_t ch0 = 0);
 void requant_row_avx512(const Requant& r, const int32_t* acc, int64_t n, int32_t zero, int32_t lo,
-                        int32_t hi, uint8_t* y8, int32_t* y32);  // requant_avx512.cpp
+                        int32_t hi, uint8_t* y8, int32_t* y32, int64_t ch0 = 0);  // requant_avx512.cpp
+// Tiles: 8 channels at a time (multipliers kept in registers) over all rows; y8 or y32 with row
+// stride ldy. Same integers as the rows above.
+void requant_rows_avx2(const Requant& r, const int32_t* acc, int64_t ldacc, int64_t rows, int64_t n,
+                       int32_t zero, int32_t lo, int32_t hi, uint8_t* y8, int32_t* y32, int64_t ldy,
+                       int64_t ch0);
+void requant_rows_avx512(const Requant& r, const int32_t* acc, int64_t ldacc, int64_t rows, int64_t n,
+                         int32_t zero, int32_t lo, int32_t hi, uint8_t* y8, int32_t* y32, int64_t ldy,
+                         int64_t ch0);
 
 // Codes are clamped to [0, qmax] of their quantizer (255 for uint8, 63 for uint6, ...).
 inline uint8_t clamp_q(int64_t v, int32_t qmax) {
@@ -228,13 +246,14 @@ struct IntAttention {
     logit_rq.init({logit_mult}, nullptr, 0);
     ctx_rq.init({ctx_mult}, nullptr, 0);
   }
-  // int16 workspace both calls need: K^T or V of every (image, head), packed for gemm16.
+  // int16 workspace of forward(): K^T and V of every (image, head), packed for gemm16.
   int64_t workspace(int64_t B, int64_t N) const;
-  // qkv [B*N, 3D] codes -> logits codes [B*H*N, N] (parallel over (b, h, query rows)).
-  void logits(const uint8_t* qkv, uint8_t* logit_codes, int64_t B, int64_t N, int16_t* ws) const;
-  // logits codes -> LIS codes -> context codes ctx [B*N, D] (parallel over (b, h, query rows)).
-  void context(const uint8_t* qkv, const uint8_t* logit_codes, uint8_t* ctx, int64_t B, int64_t N,
-               int16_t* ws) const;
+  // qkv [B*N, 3D] codes -> logits codes [B*H*N, N] (kept for inspection) -> LIS codes -> context
+  // codes ctx [B*N, D]. Two parallel regions: packing over (b, h), then (b, h, query rows).
+  // With `between`, the logits are all computed first, then between() runs (it may change the
+  // logit codes: the stage-by-stage tests), then LIS and A.V (one more region).
+  void forward(const uint8_t* qkv, uint8_t* logit_codes, uint8_t* ctx, int64_t B, int64_t N,
+               int16_t* ws, const std::function<void()>& between = {}) const;
 };
 
 }  // namespace qvit::engine

@@ -11,15 +11,16 @@
 //           exact in int32 (sum_j 2^-code_ij < 2.25, so |acc| < 255 * 2.25 * 2^15);
 //           context code = clamp(requant(acc, s_qkv 2^-15 / s_ctx) + z_ctx).
 #include <algorithm>
+#include <cmath>
+#include <functional>
 #include <utility>
 #include <vector>
-#include <cmath>
 
 #include "engine/engine_ops.h"
+#include "quant/observer_impl.h"
 #include "qvit/error.h"
 #include "qvit/kernels.h"
 #include "qvit/parallel.h"
-#include "quant/observer_impl.h"
 
 namespace qvit::engine {
 
@@ -53,7 +54,8 @@ void IntLis::init(float S, float zero, int64_t max_cols) {
   const double limit = std::ldexp(1.0, 62) / static_cast<double>(std::max<int64_t>(max_cols, 1));
   auto check = [&](float v) {
     if (!(v < limit))
-      fail("engine", "LIS: integer exp value {} too large for {} columns (logits scale {})", v, max_cols, S);
+      fail("engine", "LIS: integer exp value {} too large for {} columns (logits scale {})", v,
+           max_cols, S);
     return v;
   };
   // Slice 0: exact integer t = -d, stored at index 255 - d.
@@ -96,14 +98,20 @@ void IntLis::row_ref(const uint8_t* l, uint8_t* codes, int64_t cols) const {
     return;
   }
   const float sum_f = static_cast<float>(sum);
-  for (int64_t j = 0; j < cols; ++j) codes[j] = quant_detail::lis_code(std::nearbyint(sum_f / ef[l[j]]));
+  for (int64_t j = 0; j < cols; ++j)
+    codes[j] = quant_detail::lis_code(std::nearbyint(sum_f / ef[l[j]]));
 }
 
 void IntLis::row(const uint8_t* l, uint8_t* codes, int64_t cols) const {
   switch (qgemm_isa()) {  // the requantization's path (requant.cpp)
-    case QgemmIsa::avx512vnni: lis_row_avx512(*this, l, codes, cols); break;
-    case QgemmIsa::avx2: lis_row_avx2(*this, l, codes, cols); break;
-    default: row_ref(l, codes, cols);
+    case QgemmIsa::avx512vnni:
+      lis_row_avx512(*this, l, codes, cols);
+      break;
+    case QgemmIsa::avx2:
+      lis_row_avx2(*this, l, codes, cols);
+      break;
+    default:
+      row_ref(l, codes, cols);
   }
 }
 
@@ -111,52 +119,25 @@ namespace {
 constexpr int64_t kRowBlock = 32;  // query rows per task
 // 2^(15 - code) as gemm16's int16 operand; code 0 (2^15, not an int16) is added separately, code
 // 16 (probability 0) is 0.
-constexpr int16_t kPow2[17] = {0, 16384, 8192, 4096, 2048, 1024, 512, 256, 128, 64, 32, 16, 8, 4, 2, 1, 0};
-}
+constexpr int16_t kPow2[17] = {0,  16384, 8192, 4096, 2048, 1024, 512, 256, 128,
+                               64, 32,    16,   8,    4,    2,    1,   0};
+}  // namespace
 
-// K^T (logits) and V (context) of each (image, head) are packed for gemm16 first (parallel over
-// (b, h)); then each task takes a block of query rows of one (b, h). Padding stays zero.
+// K^T (for the logits) and V (for A.V) of each (image, head) are packed for gemm16 in one parallel
+// region; then, in a second one, each task takes a block of query rows of one (b, h) through
+// logits -> LIS -> A.V -> context codes, so the logit rows never leave the task's cache.
 int64_t IntAttention::workspace(int64_t B, int64_t N) const {
   const int64_t K2 = (Dh + 1) / 2 * 2, N2 = (N + 1) / 2 * 2;
-  return B * H * std::max(K2 * gemm16_np(N), N2 * gemm16_np(Dh));
+  return B * H * (K2 * gemm16_np(N) + N2 * gemm16_np(Dh));
 }
 
-void IntAttention::logits(const uint8_t* qkv, uint8_t* lc, int64_t B, int64_t N, int16_t* ws) const {
+void IntAttention::forward(const uint8_t* qkv, uint8_t* lc, uint8_t* ctx, int64_t B, int64_t N,
+                           int16_t* ws, const std::function<void()>& between) const {
   const int64_t D = H * Dh, ld = 3 * D, blocks = (N + kRowBlock - 1) / kRowBlock;
-  const int64_t K2 = (Dh + 1) / 2 * 2, Np = gemm16_np(N), per = K2 * Np;
-  parallel_for(B * H, 1, [&](int64_t p0, int64_t p1) {
-    for (int64_t bh = p0; bh < p1; ++bh) {
-      const int64_t b = bh / H, h = bh % H;
-      int16_t* kp = ws + bh * per;
-      std::fill(kp, kp + per, int16_t{0});
-      for (int64_t j = 0; j < N; ++j) {
-        const uint8_t* kj = qkv + (b * N + j) * ld + D + h * Dh;
-        for (int64_t d = 0; d < Dh; ++d) kp[(d / 2) * 2 * Np + 2 * j + d % 2] = static_cast<int16_t>(kj[d] - qkv_zero);
-      }
-    }
-  });
-  parallel_for(B * H * blocks, 1, [&](int64_t p0, int64_t p1) {
-    std::vector<int16_t> q(static_cast<size_t>(kRowBlock * K2), 0);
-    std::vector<int32_t> s(static_cast<size_t>(kRowBlock * Np));
-    for (int64_t p = p0; p < p1; ++p) {
-      const int64_t bh = p / blocks, i0 = (p % blocks) * kRowBlock, i1 = std::min(N, i0 + kRowBlock);
-      const int64_t b = bh / H, h = bh % H;
-      for (int64_t i = i0; i < i1; ++i) {
-        const uint8_t* qi = qkv + (b * N + i) * ld + h * Dh;
-        for (int64_t d = 0; d < Dh; ++d) q[(i - i0) * K2 + d] = static_cast<int16_t>(qi[d] - qkv_zero);
-      }
-      gemm16(q.data(), K2, i1 - i0, K2, ws + bh * per, N, s.data(), Np);
-      uint8_t* out = lc + bh * N * N;
-      for (int64_t i = i0; i < i1; ++i)
-        logit_rq.row_u8(s.data() + (i - i0) * Np, N, logit_zero, 0, logit_max, out + i * N);
-    }
-  });
-}
-
-void IntAttention::context(const uint8_t* qkv, const uint8_t* lc, uint8_t* ctx, int64_t B, int64_t N,
-                           int16_t* ws) const {
-  const int64_t D = H * Dh, ld = 3 * D, blocks = (N + kRowBlock - 1) / kRowBlock;
-  const int64_t N2 = (N + 1) / 2 * 2, Dp = gemm16_np(Dh), per = N2 * Dp;
+  const int64_t K2 = (Dh + 1) / 2 * 2, Np = gemm16_np(N), kper = K2 * Np;
+  const int64_t N2 = (N + 1) / 2 * 2, Dp = gemm16_np(Dh), vper = N2 * Dp;
+  int16_t* kws = ws;                 // B*H packed K^T: [K2/2][Np][2]
+  int16_t* vws = ws + B * H * kper;  // B*H packed V:   [N2/2][Dp][2]
   const bool avx2 = kernel_path() == KernelPath::avx2;
   const auto vat = [&](int64_t b, int64_t h, int64_t j, int64_t d) {
     return int32_t{qkv[(b * N + j) * ld + 2 * D + h * Dh + d]} - qkv_zero;
@@ -164,42 +145,81 @@ void IntAttention::context(const uint8_t* qkv, const uint8_t* lc, uint8_t* ctx, 
   parallel_for(B * H, 1, [&](int64_t p0, int64_t p1) {
     for (int64_t bh = p0; bh < p1; ++bh) {
       const int64_t b = bh / H, h = bh % H;
-      int16_t* vp = ws + bh * per;
-      std::fill(vp, vp + per, int16_t{0});
-      for (int64_t j = 0; j < N; ++j)
-        for (int64_t d = 0; d < Dh; ++d) vp[(j / 2) * 2 * Dp + 2 * d + j % 2] = static_cast<int16_t>(vat(b, h, j, d));
-    }
-  });
-  parallel_for(B * H * blocks, 1, [&](int64_t p0, int64_t p1) {
-    std::vector<int16_t> a(static_cast<size_t>(kRowBlock * N2), 0);
-    std::vector<int32_t> acc(static_cast<size_t>(kRowBlock * Dp));
-    std::vector<uint8_t> codes(static_cast<size_t>(N));
-    std::vector<std::pair<int64_t, int64_t>> ones;  // (row, j) with code 0: probability 1 = 2^15 > int16
-    for (int64_t p = p0; p < p1; ++p) {
-      const int64_t bh = p / blocks, i0 = (p % blocks) * kRowBlock, i1 = std::min(N, i0 + kRowBlock);
-      const int64_t b = bh / H, h = bh % H;
-      ones.clear();
-      for (int64_t i = i0; i < i1; ++i) {
-        lis.row(lc + (bh * N + i) * N, codes.data(), N);
-        int16_t* ai = a.data() + (i - i0) * N2;
-        bool zero = false;
-        if (avx2) {
-          zero = lis_pow2_avx2(codes.data(), N, ai);
-        } else {
-          for (int64_t j = 0; j < N; ++j) ai[j] = kPow2[codes[j]];
-          zero = true;
-        }
-        if (zero)
-          for (int64_t j = 0; j < N; ++j)
-            if (codes[j] == 0) ones.emplace_back(i - i0, j);
+      int16_t* kp = kws + bh * kper;
+      // Zero only the padding: columns N..Np of every k pair, and the odd-Dh half row.
+      for (int64_t d2 = 0; d2 < K2 / 2; ++d2)
+        std::fill(kp + d2 * 2 * Np + 2 * N, kp + (d2 + 1) * 2 * Np, int16_t{0});
+      for (int64_t j = 0; j < N; ++j) {
+        const uint8_t* kj = qkv + (b * N + j) * ld + D + h * Dh;
+        for (int64_t d = 0; d < Dh; ++d)
+          kp[(d / 2) * 2 * Np + 2 * j + d % 2] = static_cast<int16_t>(kj[d] - qkv_zero);
+        if (Dh % 2) kp[(Dh / 2) * 2 * Np + 2 * j + 1] = 0;
       }
-      gemm16(a.data(), N2, i1 - i0, N2, ws + bh * per, Dh, acc.data(), Dp);
-      for (const auto& [r, j] : ones)
-        for (int64_t d = 0; d < Dh; ++d) acc[r * Dp + d] += vat(b, h, j, d) * 32768;
-      for (int64_t i = i0; i < i1; ++i)
-        ctx_rq.row_u8(acc.data() + (i - i0) * Dp, Dh, ctx_zero, 0, ctx_max, ctx + (b * N + i) * D + h * Dh);
+      int16_t* vp = vws + bh * vper;
+      std::fill(vp, vp + vper, int16_t{0});
+      for (int64_t j = 0; j < N; ++j)
+        for (int64_t d = 0; d < Dh; ++d)
+          vp[(j / 2) * 2 * Dp + 2 * d + j % 2] = static_cast<int16_t>(vat(b, h, j, d));
     }
   });
+  const auto run = [&](bool do_logits, bool do_context) {
+    parallel_for(B * H * blocks, 1, [&](int64_t p0, int64_t p1) {
+      thread_local std::vector<int16_t> q, a;
+      thread_local std::vector<int32_t> s, acc;
+      thread_local std::vector<uint8_t> codes;
+      q.assign(static_cast<size_t>(kRowBlock * K2), 0);
+      a.assign(static_cast<size_t>(kRowBlock * N2), 0);
+      s.resize(static_cast<size_t>(kRowBlock * Np));
+      acc.resize(static_cast<size_t>(kRowBlock * Dp));
+      codes.resize(static_cast<size_t>(N));
+      std::vector<std::pair<int64_t, int64_t>>
+          ones;  // (row, j) with code 0: probability 1 = 2^15 > int16
+      for (int64_t p = p0; p < p1; ++p) {
+        const int64_t bh = p / blocks, i0 = (p % blocks) * kRowBlock,
+                      i1 = std::min(N, i0 + kRowBlock);
+        const int64_t b = bh / H, h = bh % H;
+        uint8_t* out = lc + bh * N * N;
+        if (do_logits) {  // logits of the block's query rows
+          for (int64_t i = i0; i < i1; ++i) {
+            const uint8_t* qi = qkv + (b * N + i) * ld + h * Dh;
+            for (int64_t d = 0; d < Dh; ++d)
+              q[(i - i0) * K2 + d] = static_cast<int16_t>(qi[d] - qkv_zero);
+          }
+          gemm16(q.data(), K2, i1 - i0, K2, kws + bh * kper, N, s.data(), Np);
+          logit_rq.rows_u8(s.data(), Np, i1 - i0, N, logit_zero, 0, logit_max, out + i0 * N, N);
+        }
+        if (!do_context) continue;
+        // LIS codes -> powers of two -> A.V.
+        ones.clear();
+        for (int64_t i = i0; i < i1; ++i) {
+          lis.row(out + i * N, codes.data(), N);
+          int16_t* ai = a.data() + (i - i0) * N2;
+          bool zero = false;
+          if (avx2) {
+            zero = lis_pow2_avx2(codes.data(), N, ai);
+          } else {
+            for (int64_t j = 0; j < N; ++j) ai[j] = kPow2[codes[j]];
+            zero = true;
+          }
+          if (zero)
+            for (int64_t j = 0; j < N; ++j)
+              if (codes[j] == 0) ones.emplace_back(i - i0, j);
+        }
+        gemm16(a.data(), N2, i1 - i0, N2, vws + bh * vper, Dh, acc.data(), Dp);
+        for (const auto& [r, j] : ones)
+          for (int64_t d = 0; d < Dh; ++d) acc[r * Dp + d] += vat(b, h, j, d) * 32768;
+        ctx_rq.rows_u8(acc.data(), Dp, i1 - i0, Dh, ctx_zero, 0, ctx_max,
+                       ctx + (b * N + i0) * D + h * Dh, D);
+      }
+    });
+  };
+  if (between) {
+    run(true, false);
+    between();
+    run(false, true);
+  } else {
+    run(true, true);
+  }
 }
 
 }  // namespace qvit::engine

@@ -136,9 +136,11 @@ class IntVit final : public IntModel {
       k.qkv.forward_u8(h_.data(), rows, k.norm1.out_zero, qkv_.data(), k.attn.qkv_zero,
                        qs_.params(b + "attn.qkv").bits.qmax(), acc_.data());
       stage(b + "attn.qkv", qkv_.data(), rows, 3 * D);
-      k.attn.logits(qkv_.data(), lc_.data(), B, N, att16_.data());
-      stage(b + "attn.logits", lc_.data(), B * H_ * N, N);
-      k.attn.context(qkv_.data(), lc_.data(), h_.data(), B, N, att16_.data());
+      if (hook_)
+        k.attn.forward(qkv_.data(), lc_.data(), h_.data(), B, N, att16_.data(),
+                       [&] { stage(b + "attn.logits", lc_.data(), B * H_ * N, N); });
+      else
+        k.attn.forward(qkv_.data(), lc_.data(), h_.data(), B, N, att16_.data());
       stage(b + "attn.context", h_.data(), rows, D);
       const QuantParams& pp = qs_.params(b + "attn.proj");
       k.proj.forward_u8(h_.data(), rows, k.attn.ctx_zero, g_.data(), zero(pp), pp.bits.qmax(), acc_.data());

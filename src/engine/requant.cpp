@@ -71,30 +71,54 @@ void Requant::init(const std::vector<Mult>& mult, const int32_t* bias, int fb) {
 }
 
 void Requant::row_u8_ref(const int32_t* acc, int64_t n, int32_t zero, int32_t lo, int32_t hi,
-                         uint8_t* y) const {
-  for (int64_t j = 0; j < n; ++j)
-    y[j] = static_cast<uint8_t>(std::clamp<int64_t>(one(acc[j], j) + zero, lo, hi));
+                         uint8_t* y, int64_t ch0) const {
+  requant_tail(*this, acc, 0, n, zero, lo, hi, y, nullptr, ch0);
 }
 
-void Requant::row_i32_ref(const int32_t* acc, int64_t n, int32_t lo, int32_t hi, int32_t* y) const {
-  for (int64_t j = 0; j < n; ++j) y[j] = static_cast<int32_t>(std::clamp<int64_t>(one(acc[j], j), lo, hi));
+void Requant::row_i32_ref(const int32_t* acc, int64_t n, int32_t lo, int32_t hi, int32_t* y, int64_t ch0) const {
+  requant_tail(*this, acc, 0, n, 0, lo, hi, nullptr, y, ch0);
 }
 
 // The SIMD paths follow the int8 GEMM's choice (qgemm_isa(): ref under QVIT_KERNELS=ref, AVX-512
-// when the CPU has VNNI unless QVIT_QGEMM=avx2).
-void Requant::row_u8(const int32_t* acc, int64_t n, int32_t zero, int32_t lo, int32_t hi, uint8_t* y) const {
+// when the CPU has VNNI unless QVIT_QGEMM=avx2). Their channel groups start at multiples of 8.
+void Requant::row_u8(const int32_t* acc, int64_t n, int32_t zero, int32_t lo, int32_t hi, uint8_t* y,
+                     int64_t ch0) const {
+  if (ch0 % 8 != 0 || ch0 < 0) fail("engine", "requantization row starts at channel {} (not a multiple of 8)", ch0);
   switch (qgemm_isa()) {
-    case QgemmIsa::avx512vnni: requant_row_avx512(*this, acc, n, zero, lo, hi, y, nullptr); break;
-    case QgemmIsa::avx2: requant_row_avx2(*this, acc, n, zero, lo, hi, y, nullptr); break;
-    default: row_u8_ref(acc, n, zero, lo, hi, y);
+    case QgemmIsa::avx512vnni: requant_row_avx512(*this, acc, n, zero, lo, hi, y, nullptr, ch0); break;
+    case QgemmIsa::avx2: requant_row_avx2(*this, acc, n, zero, lo, hi, y, nullptr, ch0); break;
+    default: row_u8_ref(acc, n, zero, lo, hi, y, ch0);
   }
 }
 
-void Requant::row_i32(const int32_t* acc, int64_t n, int32_t lo, int32_t hi, int32_t* y) const {
+void Requant::row_i32(const int32_t* acc, int64_t n, int32_t lo, int32_t hi, int32_t* y, int64_t ch0) const {
+  if (ch0 % 8 != 0 || ch0 < 0) fail("engine", "requantization row starts at channel {} (not a multiple of 8)", ch0);
   switch (qgemm_isa()) {
-    case QgemmIsa::avx512vnni: requant_row_avx512(*this, acc, n, 0, lo, hi, nullptr, y); break;
-    case QgemmIsa::avx2: requant_row_avx2(*this, acc, n, 0, lo, hi, nullptr, y); break;
-    default: row_i32_ref(acc, n, lo, hi, y);
+    case QgemmIsa::avx512vnni: requant_row_avx512(*this, acc, n, 0, lo, hi, nullptr, y, ch0); break;
+    case QgemmIsa::avx2: requant_row_avx2(*this, acc, n, 0, lo, hi, nullptr, y, ch0); break;
+    default: row_i32_ref(acc, n, lo, hi, y, ch0);
+  }
+}
+
+void Requant::rows_u8(const int32_t* acc, int64_t ldacc, int64_t rows, int64_t n, int32_t zero, int32_t lo,
+                      int32_t hi, uint8_t* y, int64_t ldy, int64_t ch0) const {
+  if (ch0 % 8 != 0 || ch0 < 0) fail("engine", "requantization row starts at channel {} (not a multiple of 8)", ch0);
+  switch (qgemm_isa()) {
+    case QgemmIsa::avx512vnni: requant_rows_avx512(*this, acc, ldacc, rows, n, zero, lo, hi, y, nullptr, ldy, ch0); break;
+    case QgemmIsa::avx2: requant_rows_avx2(*this, acc, ldacc, rows, n, zero, lo, hi, y, nullptr, ldy, ch0); break;
+    default:
+      for (int64_t r = 0; r < rows; ++r) row_u8_ref(acc + r * ldacc, n, zero, lo, hi, y + r * ldy, ch0);
+  }
+}
+
+void Requant::rows_i32(const int32_t* acc, int64_t ldacc, int64_t rows, int64_t n, int32_t lo, int32_t hi,
+                       int32_t* y, int64_t ldy, int64_t ch0) const {
+  if (ch0 % 8 != 0 || ch0 < 0) fail("engine", "requantization row starts at channel {} (not a multiple of 8)", ch0);
+  switch (qgemm_isa()) {
+    case QgemmIsa::avx512vnni: requant_rows_avx512(*this, acc, ldacc, rows, n, 0, lo, hi, nullptr, y, ldy, ch0); break;
+    case QgemmIsa::avx2: requant_rows_avx2(*this, acc, ldacc, rows, n, 0, lo, hi, nullptr, y, ldy, ch0); break;
+    default:
+      for (int64_t r = 0; r < rows; ++r) row_i32_ref(acc + r * ldacc, n, lo, hi, y + r * ldy, ch0);
   }
 }
 

@@ -26,13 +26,13 @@ inline __m256i lanes(__m256i a, const int64_t* m, const int64_t* c, const int64_
 }  // namespace
 
 void requant_row_avx2(const Requant& r, const int32_t* acc, int64_t n, int32_t zero, int32_t lo,
-                      int32_t hi, uint8_t* y8, int32_t* y32) {
+                      int32_t hi, uint8_t* y8, int32_t* y32, int64_t ch0) {
   const __m256i lo64 = _mm256_set1_epi64x(int64_t{lo} - zero), hi64 = _mm256_set1_epi64x(int64_t{hi} - zero);
   const __m256i z = _mm256_set1_epi32(zero);
   const bool bcast = r.N == 1;
   int64_t j = 0;
   for (; j + 8 <= n; j += 8) {
-    const Requant::Group& g = r.groups[bcast ? 0 : j / 8];
+    const Requant::Group& g = r.groups[bcast ? 0 : (ch0 + j) / 8];
     const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc + j));
     const __m256i e = lanes(a, g.me, g.ce, g.te, g.oe, lo64, hi64);
     const __m256i o = lanes(_mm256_srli_epi64(a, 32), g.mo, g.co, g.to, g.oo, lo64, hi64);
@@ -47,7 +47,14 @@ void requant_row_avx2(const Requant& r, const int32_t* acc, int64_t n, int32_t z
       __builtin_memcpy(y8 + j, &w, 8);
     }
   }
-  requant_tail(r, acc, j, n, zero, lo, hi, y32 ? nullptr : y8, y32);
+  requant_tail(r, acc, j, n, zero, lo, hi, y32 ? nullptr : y8, y32, ch0);
+}
+
+void requant_rows_avx2(const Requant& r, const int32_t* acc, int64_t ldacc, int64_t rows, int64_t n,
+                       int32_t zero, int32_t lo, int32_t hi, uint8_t* y8, int32_t* y32, int64_t ldy,
+                       int64_t ch0) {
+  for (int64_t i = 0; i < rows; ++i)
+    requant_row_avx2(r, acc + i * ldacc, n, zero, lo, hi, y32 ? nullptr : y8 + i * ldy, y32 ? y32 + i * ldy : nullptr, ch0);
 }
 
 int64_t gelu_lookup_avx2(const int16_t* table, int32_t u_lo, const int32_t* u, int64_t n, uint8_t* y,

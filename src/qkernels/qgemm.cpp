@@ -133,7 +133,7 @@ namespace {
 // The AVX-512 VNNI driver: rows copied to a buffer padded to a multiple of 4 k (zeros), tasks of
 // 64 rows x 64 channels over the 8 x 32 micro-kernel, then acc -= z_a * rowsum(w) per channel.
 void qgemm_vnni(const uint8_t* a, int64_t M, int64_t lda, int32_t a_zero, const QWeight& w,
-                int32_t* acc, int64_t ldacc) {
+                int32_t* acc, int64_t ldacc, const QgemmEpilogue* epi) {
   using qkernels_detail::kVnniCols;
   using qkernels_detail::kVnniRows;
   const int64_t N = w.n(), K = w.k(), kq = w.k_quads(), lda4 = kq * 4;
@@ -153,7 +153,10 @@ void qgemm_vnni(const uint8_t* a, int64_t M, int64_t lda, int32_t a_zero, const 
     ap = dst;
     ld = lda4;
   }
-  constexpr int64_t kRowBlock = 64, kColBlock = 64;
+  // Small M (a batch-1 ViT: 197 rows): one task per column block over all rows, so every weight
+  // panel is read from memory once and the rows (<= 256 x K bytes) stay in each core's L2.
+  const int64_t kRowBlock = M <= 256 ? M : 64;
+  const int64_t kColBlock = (M <= 256 && N < 8 * 64) ? 32 : 64;
   const int64_t row_blocks = (M + kRowBlock - 1) / kRowBlock;
   const int64_t col_blocks = (N + kColBlock - 1) / kColBlock;
   // Accumulators start at -z * sum_k w[n, k] (the zero point folded; padded to whole panels).
@@ -177,25 +180,29 @@ void qgemm_vnni(const uint8_t* a, int64_t M, int64_t lda, int32_t a_zero, const 
                                               acc + (m0 + r) * ldacc + n, ldacc, cols, init + n);
         }
       }
+      if (epi) (*epi)(m0, m0 + rows, n0, n1);
     }
   });
 }
 
 }  // namespace
 
-void qgemm_u8s8s32(const uint8_t* a, int64_t M, int64_t lda, int32_t a_zero, const QWeight& w,
-                   int32_t* acc, int64_t ldacc) {
+namespace {
+
+void qgemm_dispatch(const uint8_t* a, int64_t M, int64_t lda, int32_t a_zero, const QWeight& w,
+                    int32_t* acc, int64_t ldacc, const QgemmEpilogue* epi) {
   const int64_t N = w.n(), K = w.k();
   check_args("qgemm_u8s8s32", M, lda, a_zero, N, K, ldacc);
   if (M == 0) return;
   const QgemmIsa isa = qgemm_isa();
   if (isa == QgemmIsa::avx512vnni) {
-    qgemm_vnni(a, M, lda, a_zero, w, acc, ldacc);
+    qgemm_vnni(a, M, lda, a_zero, w, acc, ldacc, epi);
     return;
   }
   if (isa == QgemmIsa::ref) {
     parallel_for(M, 16, [&](int64_t m0, int64_t m1) {
       qgemm_u8s8s32_ref(a + m0 * lda, m1 - m0, lda, a_zero, w.raw(), N, K, acc + m0 * ldacc, ldacc);
+      if (epi) (*epi)(m0, m1, 0, N);
     });
     return;
   }
@@ -230,8 +237,21 @@ void qgemm_u8s8s32(const uint8_t* a, int64_t M, int64_t lda, int32_t a_zero, con
                                             acc + (m0 + r) * ldacc + n, ldacc, cols);
         }
       }
+      if (epi) (*epi)(m0, m0 + rows, n0, n1);
     }
   });
+}
+
+}  // namespace
+
+void qgemm_u8s8s32(const uint8_t* a, int64_t M, int64_t lda, int32_t a_zero, const QWeight& w,
+                   int32_t* acc, int64_t ldacc) {
+  qgemm_dispatch(a, M, lda, a_zero, w, acc, ldacc, nullptr);
+}
+
+void qgemm_u8s8s32(const uint8_t* a, int64_t M, int64_t lda, int32_t a_zero, const QWeight& w,
+                   int32_t* acc, int64_t ldacc, const QgemmEpilogue& epilogue) {
+  qgemm_dispatch(a, M, lda, a_zero, w, acc, ldacc, epilogue ? &epilogue : nullptr);
 }
 
 }  // namespace qvit
