@@ -145,6 +145,7 @@ struct IntLayerNorm {
   void init(const QuantParams& in, const float* gamma, const float* beta, const QuantParams& out);
   // rows of PTF codes x [rows, C] -> uint8 codes y on the output quantizer. Parallel.
   void forward(const uint8_t* x, uint8_t* y, int64_t rows) const;
+  void forward_rows(const uint8_t* x, uint8_t* y, int64_t r0, int64_t r1) const;  // rows r0..r1, serial
 };
 
 void ln_dequant_avx2(const uint8_t* x, int64_t C, float z, const float* s, float* xf);
@@ -165,12 +166,18 @@ struct IntAdd {
   // int_add_row_avx2 or the scalar one() by kernel_path().
   void forward(const uint8_t* a, const uint8_t* b, int64_t ldb_rows_mod, uint8_t* y,
                int64_t rows) const;
+  void forward_rows(const uint8_t* a, const uint8_t* b, int64_t ldb_rows_mod, uint8_t* y, int64_t r0,
+                    int64_t r1) const;  // rows r0..r1, serial
   uint8_t one(uint8_t a, uint8_t b, int64_t c) const {
     const int64_t v = int64_t(a - za) * ma[c] + int64_t(b - zb) * mb[c];
     return clamp_q(((v + (k > 0 ? int64_t{1} << (k - 1) : 0)) >> k) + zo, qmax);
   }
 };
 void int_add_row_avx2(const IntAdd& p, const uint8_t* a, const uint8_t* b, uint8_t* y);
+// y = add(a, b) (b: one row per row), then out = norm(y), row by row in one parallel region (the
+// residual stream's add followed by the next LayerNorm).
+void add_then_norm(const IntAdd& add, const IntLayerNorm& norm, const uint8_t* a, const uint8_t* b,
+                   uint8_t* y, uint8_t* out, int64_t rows);
 
 // ---- int16 GEMM of the attention (int_gemm16.cpp, int_gemm16_avx2.cpp) ----------------------
 // C[i ldc + n] = sum_k A[i lda + k] B(k, n) in int32, for i < M, n < N, k < K; K even (callers pad
@@ -246,14 +253,23 @@ struct IntAttention {
     logit_rq.init({logit_mult}, nullptr, 0);
     ctx_rq.init({ctx_mult}, nullptr, 0);
   }
-  // int16 workspace of forward(): K^T and V of every (image, head), packed for gemm16.
+  // int16 workspace: K^T and V of every (image, head), packed for gemm16. The caller zeroes it once
+  // (padding is never written).
   int64_t workspace(int64_t B, int64_t N) const;
   // qkv [B*N, 3D] codes -> logits codes [B*H*N, N] (kept for inspection) -> LIS codes -> context
-  // codes ctx [B*N, D]. Two parallel regions: packing over (b, h), then (b, h, query rows).
+  // codes ctx [B*N, D]. Two parallel regions: packing over rows, then (b, h, query rows).
   // With `between`, the logits are all computed first, then between() runs (it may change the
   // logit codes: the stage-by-stage tests), then LIS and A.V (one more region).
   void forward(const uint8_t* qkv, uint8_t* logit_codes, uint8_t* ctx, int64_t B, int64_t N,
                int16_t* ws, const std::function<void()>& between = {}) const;
+  // The same in pieces, serial, for a range of token rows [r0, r1) of the B*N: pack their K and
+  // V into ws; attend their queries (every head; needs all rows packed) into logits and ctx.
+  void pack_rows(const uint8_t* qkv, int64_t B, int64_t N, int64_t r0, int64_t r1, int16_t* ws) const;
+  void attend_rows(const uint8_t* qkv, uint8_t* logit_codes, uint8_t* ctx, int64_t B, int64_t N,
+                   int64_t r0, int64_t r1, const int16_t* ws) const;
+  // Query rows [i0, i1) (at most 32) of (image, head) bh.
+  void block(const uint8_t* qkv, uint8_t* logit_codes, uint8_t* ctx, int64_t B, int64_t N,
+             const int16_t* ws, int64_t bh, int64_t i0, int64_t i1, bool do_logits, bool do_context) const;
 };
 
 }  // namespace qvit::engine

@@ -123,93 +123,107 @@ constexpr int16_t kPow2[17] = {0,  16384, 8192, 4096, 2048, 1024, 512, 256, 128,
                                64, 32,    16,   8,    4,    2,    1,   0};
 }  // namespace
 
-// K^T (for the logits) and V (for A.V) of each (image, head) are packed for gemm16 in one parallel
-// region; then, in a second one, each task takes a block of query rows of one (b, h) through
-// logits -> LIS -> A.V -> context codes, so the logit rows never leave the task's cache.
+// K^T (for the logits) and V (for A.V) of each (image, head) are packed for gemm16 (pack_rows);
+// then each block of query rows of one (b, h) goes through logits -> LIS -> A.V -> context codes
+// (block), so the logit rows never leave the task's cache. forward() runs both as two parallel
+// regions; the engine's row-partitioned forward calls them on its own rows.
 int64_t IntAttention::workspace(int64_t B, int64_t N) const {
   const int64_t K2 = (Dh + 1) / 2 * 2, N2 = (N + 1) / 2 * 2;
   return B * H * (K2 * gemm16_np(N) + N2 * gemm16_np(Dh));
 }
 
-void IntAttention::forward(const uint8_t* qkv, uint8_t* lc, uint8_t* ctx, int64_t B, int64_t N,
-                           int16_t* ws, const std::function<void()>& between) const {
-  const int64_t D = H * Dh, ld = 3 * D, blocks = (N + kRowBlock - 1) / kRowBlock;
+void IntAttention::pack_rows(const uint8_t* qkv, int64_t B, int64_t N, int64_t r0, int64_t r1,
+                             int16_t* ws) const {
+  const int64_t D = H * Dh, ld = 3 * D;
   const int64_t K2 = (Dh + 1) / 2 * 2, Np = gemm16_np(N), kper = K2 * Np;
   const int64_t N2 = (N + 1) / 2 * 2, Dp = gemm16_np(Dh), vper = N2 * Dp;
   int16_t* kws = ws;                 // B*H packed K^T: [K2/2][Np][2]
   int16_t* vws = ws + B * H * kper;  // B*H packed V:   [N2/2][Dp][2]
-  const bool avx2 = kernel_path() == KernelPath::avx2;
-  const auto vat = [&](int64_t b, int64_t h, int64_t j, int64_t d) {
-    return int32_t{qkv[(b * N + j) * ld + 2 * D + h * Dh + d]} - qkv_zero;
-  };
-  parallel_for(B * H, 1, [&](int64_t p0, int64_t p1) {
-    for (int64_t bh = p0; bh < p1; ++bh) {
-      const int64_t b = bh / H, h = bh % H;
-      int16_t* kp = kws + bh * kper;
-      // Zero only the padding: columns N..Np of every k pair, and the odd-Dh half row.
-      for (int64_t d2 = 0; d2 < K2 / 2; ++d2)
-        std::fill(kp + d2 * 2 * Np + 2 * N, kp + (d2 + 1) * 2 * Np, int16_t{0});
-      for (int64_t j = 0; j < N; ++j) {
-        const uint8_t* kj = qkv + (b * N + j) * ld + D + h * Dh;
-        for (int64_t d = 0; d < Dh; ++d)
-          kp[(d / 2) * 2 * Np + 2 * j + d % 2] = static_cast<int16_t>(kj[d] - qkv_zero);
-        if (Dh % 2) kp[(Dh / 2) * 2 * Np + 2 * j + 1] = 0;
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t b = r / N, j = r % N;
+    for (int64_t h = 0; h < H; ++h) {
+      const uint8_t* kj = qkv + r * ld + D + h * Dh;
+      const uint8_t* vj = qkv + r * ld + 2 * D + h * Dh;
+      int16_t* kp = kws + (b * H + h) * kper + 2 * j;
+      int16_t* vp = vws + (b * H + h) * vper + (j / 2) * 2 * Dp + j % 2;
+      for (int64_t d = 0; d < Dh; ++d) {
+        kp[(d / 2) * 2 * Np + d % 2] = static_cast<int16_t>(kj[d] - qkv_zero);
+        vp[2 * d] = static_cast<int16_t>(vj[d] - qkv_zero);
       }
-      int16_t* vp = vws + bh * vper;
-      std::fill(vp, vp + vper, int16_t{0});
-      for (int64_t j = 0; j < N; ++j)
-        for (int64_t d = 0; d < Dh; ++d)
-          vp[(j / 2) * 2 * Dp + 2 * d + j % 2] = static_cast<int16_t>(vat(b, h, j, d));
     }
-  });
+  }
+}
+
+void IntAttention::block(const uint8_t* qkv, uint8_t* lc, uint8_t* ctx, int64_t B, int64_t N,
+                         const int16_t* ws, int64_t bh, int64_t i0, int64_t i1, bool do_logits,
+                         bool do_context) const {
+  const int64_t D = H * Dh, ld = 3 * D;
+  const int64_t K2 = (Dh + 1) / 2 * 2, Np = gemm16_np(N), kper = K2 * Np;
+  const int64_t N2 = (N + 1) / 2 * 2, Dp = gemm16_np(Dh), vper = N2 * Dp;
+  const int16_t* kws = ws + bh * kper;
+  const int16_t* vws = ws + B * H * kper + bh * vper;
+  const bool avx2 = kernel_path() == KernelPath::avx2;
+  thread_local std::vector<int16_t> q, a;
+  thread_local std::vector<int32_t> s, acc;
+  thread_local std::vector<uint8_t> codes;
+  thread_local std::vector<std::pair<int64_t, int64_t>> ones;  // (row, j) with code 0: 2^15 > int16
+  const int64_t b = bh / H, h = bh % H;
+  uint8_t* out = lc + bh * N * N;
+  if (do_logits) {  // logits of the block's query rows
+    q.assign(static_cast<size_t>(kRowBlock * K2), 0);
+    s.resize(static_cast<size_t>(kRowBlock * Np));
+    for (int64_t i = i0; i < i1; ++i) {
+      const uint8_t* qi = qkv + (b * N + i) * ld + h * Dh;
+      for (int64_t d = 0; d < Dh; ++d) q[(i - i0) * K2 + d] = static_cast<int16_t>(qi[d] - qkv_zero);
+    }
+    gemm16(q.data(), K2, i1 - i0, K2, kws, N, s.data(), Np);
+    logit_rq.rows_u8(s.data(), Np, i1 - i0, N, logit_zero, 0, logit_max, out + i0 * N, N);
+  }
+  if (!do_context) return;
+  // LIS codes -> powers of two -> A.V.
+  a.assign(static_cast<size_t>(kRowBlock * N2), 0);
+  acc.resize(static_cast<size_t>(kRowBlock * Dp));
+  codes.resize(static_cast<size_t>(N));
+  ones.clear();
+  for (int64_t i = i0; i < i1; ++i) {
+    lis.row(out + i * N, codes.data(), N);
+    int16_t* ai = a.data() + (i - i0) * N2;
+    bool zero = false;
+    if (avx2) {
+      zero = lis_pow2_avx2(codes.data(), N, ai);
+    } else {
+      for (int64_t j = 0; j < N; ++j) ai[j] = kPow2[codes[j]];
+      zero = true;
+    }
+    if (zero)
+      for (int64_t j = 0; j < N; ++j)
+        if (codes[j] == 0) ones.emplace_back(i - i0, j);
+  }
+  gemm16(a.data(), N2, i1 - i0, N2, vws, Dh, acc.data(), Dp);
+  for (const auto& [r, j] : ones)  // probability 1: v_j 2^15, read back from the packed V
+    for (int64_t d = 0; d < Dh; ++d) acc[r * Dp + d] += int32_t{vws[(j / 2) * 2 * Dp + 2 * d + j % 2]} * 32768;
+  ctx_rq.rows_u8(acc.data(), Dp, i1 - i0, Dh, ctx_zero, 0, ctx_max, ctx + (b * N + i0) * D + h * Dh, D);
+}
+
+void IntAttention::attend_rows(const uint8_t* qkv, uint8_t* lc, uint8_t* ctx, int64_t B, int64_t N,
+                               int64_t r0, int64_t r1, const int16_t* ws) const {
+  for (int64_t b = r0 / N; b < B && b * N < r1; ++b) {
+    const int64_t q0 = std::max(r0, b * N) - b * N, q1 = std::min(r1, (b + 1) * N) - b * N;
+    for (int64_t h = 0; h < H; ++h)
+      for (int64_t i0 = q0; i0 < q1; i0 += kRowBlock)
+        block(qkv, lc, ctx, B, N, ws, b * H + h, i0, std::min(q1, i0 + kRowBlock), true, true);
+  }
+}
+
+void IntAttention::forward(const uint8_t* qkv, uint8_t* lc, uint8_t* ctx, int64_t B, int64_t N,
+                           int16_t* ws, const std::function<void()>& between) const {
+  const int64_t blocks = (N + kRowBlock - 1) / kRowBlock;
+  parallel_for(B * N, 16, [&](int64_t r0, int64_t r1) { pack_rows(qkv, B, N, r0, r1, ws); });
   const auto run = [&](bool do_logits, bool do_context) {
     parallel_for(B * H * blocks, 1, [&](int64_t p0, int64_t p1) {
-      thread_local std::vector<int16_t> q, a;
-      thread_local std::vector<int32_t> s, acc;
-      thread_local std::vector<uint8_t> codes;
-      q.assign(static_cast<size_t>(kRowBlock * K2), 0);
-      a.assign(static_cast<size_t>(kRowBlock * N2), 0);
-      s.resize(static_cast<size_t>(kRowBlock * Np));
-      acc.resize(static_cast<size_t>(kRowBlock * Dp));
-      codes.resize(static_cast<size_t>(N));
-      std::vector<std::pair<int64_t, int64_t>>
-          ones;  // (row, j) with code 0: probability 1 = 2^15 > int16
       for (int64_t p = p0; p < p1; ++p) {
-        const int64_t bh = p / blocks, i0 = (p % blocks) * kRowBlock,
-                      i1 = std::min(N, i0 + kRowBlock);
-        const int64_t b = bh / H, h = bh % H;
-        uint8_t* out = lc + bh * N * N;
-        if (do_logits) {  // logits of the block's query rows
-          for (int64_t i = i0; i < i1; ++i) {
-            const uint8_t* qi = qkv + (b * N + i) * ld + h * Dh;
-            for (int64_t d = 0; d < Dh; ++d)
-              q[(i - i0) * K2 + d] = static_cast<int16_t>(qi[d] - qkv_zero);
-          }
-          gemm16(q.data(), K2, i1 - i0, K2, kws + bh * kper, N, s.data(), Np);
-          logit_rq.rows_u8(s.data(), Np, i1 - i0, N, logit_zero, 0, logit_max, out + i0 * N, N);
-        }
-        if (!do_context) continue;
-        // LIS codes -> powers of two -> A.V.
-        ones.clear();
-        for (int64_t i = i0; i < i1; ++i) {
-          lis.row(out + i * N, codes.data(), N);
-          int16_t* ai = a.data() + (i - i0) * N2;
-          bool zero = false;
-          if (avx2) {
-            zero = lis_pow2_avx2(codes.data(), N, ai);
-          } else {
-            for (int64_t j = 0; j < N; ++j) ai[j] = kPow2[codes[j]];
-            zero = true;
-          }
-          if (zero)
-            for (int64_t j = 0; j < N; ++j)
-              if (codes[j] == 0) ones.emplace_back(i - i0, j);
-        }
-        gemm16(a.data(), N2, i1 - i0, N2, vws + bh * vper, Dh, acc.data(), Dp);
-        for (const auto& [r, j] : ones)
-          for (int64_t d = 0; d < Dh; ++d) acc[r * Dp + d] += vat(b, h, j, d) * 32768;
-        ctx_rq.rows_u8(acc.data(), Dp, i1 - i0, Dh, ctx_zero, 0, ctx_max,
-                       ctx + (b * N + i0) * D + h * Dh, D);
+        const int64_t i0 = (p % blocks) * kRowBlock;
+        block(qkv, lc, ctx, B, N, ws, p / blocks, i0, std::min(N, i0 + kRowBlock), do_logits, do_context);
       }
     });
   };

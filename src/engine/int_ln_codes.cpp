@@ -65,12 +65,20 @@ void IntLayerNorm::init(const QuantParams& in, const float* g, const float* b,
 }
 
 void IntLayerNorm::forward(const uint8_t* x, uint8_t* y, int64_t rows) const {
+  parallel_for(rows, std::max<int64_t>(1, 4096 / C), [&](int64_t r0, int64_t r1) { forward_rows(x, y, r0, r1); });
+}
+
+void IntLayerNorm::forward_rows(const uint8_t* x, uint8_t* y, int64_t r0, int64_t r1) const {
   const quant_detail::IntLnRow k{C, s_in.data(), shift_f.data(), gamma.data(), beta.data(), s_min,
                                  s_out};
   const bool avx2 = kernel_path() == KernelPath::avx2;
-  parallel_for(rows, std::max<int64_t>(1, 4096 / C), [&](int64_t r0, int64_t r1) {
-    std::vector<int32_t> xq(static_cast<size_t>(C));
-    std::vector<float> xf(static_cast<size_t>(C)), yf(static_cast<size_t>(C)), tmp(static_cast<size_t>(C));
+  {
+    thread_local std::vector<int32_t> xq;
+    thread_local std::vector<float> xf, yf, tmp;
+    xq.resize(static_cast<size_t>(C));
+    xf.resize(static_cast<size_t>(C));
+    yf.resize(static_cast<size_t>(C));
+    tmp.resize(static_cast<size_t>(C));
     const float z = static_cast<float>(in_zero);
     for (int64_t r = r0; r < r1; ++r) {
       const uint8_t* xr = x + r * C;
@@ -104,7 +112,7 @@ void IntLayerNorm::forward(const uint8_t* x, uint8_t* y, int64_t rows) const {
         yr[c] = clamp_q(code + out_zero, out_max);
       }
     }
-  });
+  }
 }
 
 }  // namespace qvit::engine

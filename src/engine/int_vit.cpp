@@ -7,6 +7,9 @@
 //   (PTF) -> integer LN -> fc1 (float output) -> GELU (float) -> mlp.gelu -> fc2 -> residual add
 //   -> final integer LN on the class tokens -> head (float output) -> head.out codes, returned
 //   dequantized like the simulation's logits.
+#include <omp.h>
+
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -88,6 +91,12 @@ class IntVit final : public IntModel {
       k.add1.init(D, n1.scale, zero(n1), pj.scale, zero(pj), n2.scale, zero(n2), n2.bits.qmax());
       k.add2.init(D, n2.scale, zero(n2), f2.scale, zero(f2), nx.scale, zero(nx), nx.bits.qmax());
       k.next = next;
+      k.qkv_max = qkv.bits.qmax();
+      k.proj_zero = zero(pj);
+      k.proj_max = pj.bits.qmax();
+      k.gelu_zero = zero(gp);
+      k.fc2_zero = zero(f2);
+      k.fc2_max = f2.bits.qmax();
       blocks_.push_back(std::move(k));
     }
     norm_ = norm("norm");
@@ -128,35 +137,10 @@ class IntVit final : public IntModel {
     add_embed_.forward(tok_.data(), pos_q_, N, x_.data(), rows);
     stage("blocks.0.norm1.in", x_.data(), rows, D);
 
-    for (size_t i = 0; i < blocks_.size(); ++i) {
-      const Block& k = blocks_[i];
-      const std::string b = "blocks." + std::to_string(i) + ".";
-      k.norm1.forward(x_.data(), h_.data(), rows);
-      stage(b + "norm1.out", h_.data(), rows, D);
-      k.qkv.forward_u8(h_.data(), rows, k.norm1.out_zero, qkv_.data(), k.attn.qkv_zero,
-                       qs_.params(b + "attn.qkv").bits.qmax(), acc_.data());
-      stage(b + "attn.qkv", qkv_.data(), rows, 3 * D);
-      if (hook_)
-        k.attn.forward(qkv_.data(), lc_.data(), h_.data(), B, N, att16_.data(),
-                       [&] { stage(b + "attn.logits", lc_.data(), B * H_ * N, N); });
-      else
-        k.attn.forward(qkv_.data(), lc_.data(), h_.data(), B, N, att16_.data());
-      stage(b + "attn.context", h_.data(), rows, D);
-      const QuantParams& pp = qs_.params(b + "attn.proj");
-      k.proj.forward_u8(h_.data(), rows, k.attn.ctx_zero, g_.data(), zero(pp), pp.bits.qmax(), acc_.data());
-      stage(b + "attn.proj", g_.data(), rows, D);
-      k.add1.forward(x_.data(), g_.data(), 0, x_.data(), rows);
-      stage(b + "norm2.in", x_.data(), rows, D);
-      k.norm2.forward(x_.data(), h_.data(), rows);
-      stage(b + "norm2.out", h_.data(), rows, D);
-      k.fc1.forward_lut(h_.data(), rows, k.norm2.out_zero, g_.data(), k.gelu, acc_.data());
-      const QuantParams& gp = qs_.params(b + "mlp.gelu");
-      stage(b + "mlp.gelu", g_.data(), rows, int64_t(c.mlp_ratio) * D);
-      const QuantParams& f2 = qs_.params(b + "mlp.fc2");
-      k.fc2.forward_u8(g_.data(), rows, zero(gp), h_.data(), zero(f2), f2.bits.qmax(), acc_.data());
-      stage(b + "mlp.fc2", h_.data(), rows, D);
-      k.add2.forward(x_.data(), h_.data(), 0, x_.data(), rows);
-      stage(k.next, x_.data(), rows, D);
+    if (!hook_) {
+      blocks_by_rows(B);
+    } else {
+      blocks_by_stage(B);
     }
 
     // Final LayerNorm (per token: only the class tokens matter) and the classifier.
@@ -180,6 +164,78 @@ class IntVit final : public IntModel {
   }
 
  private:
+  // The blocks in one parallel region: every thread owns a contiguous range of token rows and
+  // takes them through the whole block; only attention needs the other rows (their packed K and
+  // V), hence one barrier per block. The packed K/V buffers alternate between blocks, so block
+  // i + 1 can pack while another thread still attends in block i. All arithmetic is integer and
+  // row-local, so the rows' partition does not change any result (and equals blocks_by_stage).
+  void blocks_by_rows(int64_t B) {
+    const ModelConfig& c = cfg_;
+    const int64_t D = c.dim, N = N_, rows = B * N, hidden = int64_t(c.mlp_ratio) * D;
+    const int64_t W = std::max(hidden, 3 * D);  // acc_ columns reserved per row
+    const int64_t wsz = blocks_[0].attn.workspace(B, N);
+    int16_t* ws[2] = {att16_.data(), att16_.data() + wsz};
+    const int threads = std::max<int>(1, static_cast<int>(std::min<int64_t>(num_threads(), rows)));
+#pragma omp parallel num_threads(threads)
+    {
+      const int64_t T = omp_get_num_threads(), t = omp_get_thread_num();
+      const int64_t r0 = rows * t / T, r1 = rows * (t + 1) / T, n = r1 - r0;
+      int32_t* acc = acc_.data() + r0 * W;
+      for (size_t i = 0; i < blocks_.size(); ++i) {
+        const Block& k = blocks_[i];
+        int16_t* w = ws[i % 2];
+        if (i == 0) k.norm1.forward_rows(x_.data(), h_.data(), r0, r1);
+        k.qkv.forward_u8(h_.data() + r0 * D, n, k.norm1.out_zero, qkv_.data() + r0 * 3 * D, k.attn.qkv_zero,
+                         k.qkv_max, acc);
+        k.attn.pack_rows(qkv_.data(), B, N, r0, r1, w);
+#pragma omp barrier
+        k.attn.attend_rows(qkv_.data(), lc_.data(), h_.data(), B, N, r0, r1, w);
+        // proj's output goes to tok_ (free after the embedding): g_ rows have fc1's stride.
+        k.proj.forward_u8(h_.data() + r0 * D, n, k.attn.ctx_zero, tok_.data() + r0 * D, k.proj_zero, k.proj_max, acc);
+        k.add1.forward_rows(x_.data(), tok_.data(), 0, x_.data(), r0, r1);
+        k.norm2.forward_rows(x_.data(), h_.data(), r0, r1);
+        k.fc1.forward_lut(h_.data() + r0 * D, n, k.norm2.out_zero, g_.data() + r0 * hidden, k.gelu, acc);
+        k.fc2.forward_u8(g_.data() + r0 * hidden, n, k.gelu_zero, h_.data() + r0 * D, k.fc2_zero, k.fc2_max, acc);
+        k.add2.forward_rows(x_.data(), h_.data(), 0, x_.data(), r0, r1);
+        if (i + 1 < blocks_.size()) blocks_[i + 1].norm1.forward_rows(x_.data(), h_.data(), r0, r1);
+      }
+    }
+  }
+
+  // The blocks one operator (one or two parallel regions) at a time, with every stage reported to
+  // the hook, which may replace the codes before the next stage reads them (the tests).
+  void blocks_by_stage(int64_t B) {
+    const ModelConfig& c = cfg_;
+    const int64_t D = c.dim, N = N_, rows = B * N;
+    for (size_t i = 0; i < blocks_.size(); ++i) {
+      const Block& k = blocks_[i];
+      const std::string b = "blocks." + std::to_string(i) + ".";
+      k.norm1.forward(x_.data(), h_.data(), rows);
+      stage(b + "norm1.out", h_.data(), rows, D);
+      k.qkv.forward_u8(h_.data(), rows, k.norm1.out_zero, qkv_.data(), k.attn.qkv_zero,
+                       qs_.params(b + "attn.qkv").bits.qmax(), acc_.data());
+      stage(b + "attn.qkv", qkv_.data(), rows, 3 * D);
+      k.attn.forward(qkv_.data(), lc_.data(), h_.data(), B, N, att16_.data(),
+                     [&] { stage(b + "attn.logits", lc_.data(), B * H_ * N, N); });
+      stage(b + "attn.context", h_.data(), rows, D);
+      const QuantParams& pp = qs_.params(b + "attn.proj");
+      k.proj.forward_u8(h_.data(), rows, k.attn.ctx_zero, g_.data(), zero(pp), pp.bits.qmax(), acc_.data());
+      stage(b + "attn.proj", g_.data(), rows, D);
+      k.add1.forward(x_.data(), g_.data(), 0, x_.data(), rows);
+      stage(b + "norm2.in", x_.data(), rows, D);
+      k.norm2.forward(x_.data(), h_.data(), rows);
+      stage(b + "norm2.out", h_.data(), rows, D);
+      k.fc1.forward_lut(h_.data(), rows, k.norm2.out_zero, g_.data(), k.gelu, acc_.data());
+      const QuantParams& gp = qs_.params(b + "mlp.gelu");
+      stage(b + "mlp.gelu", g_.data(), rows, int64_t(c.mlp_ratio) * D);
+      const QuantParams& f2 = qs_.params(b + "mlp.fc2");
+      k.fc2.forward_u8(g_.data(), rows, zero(gp), h_.data(), zero(f2), f2.bits.qmax(), acc_.data());
+      stage(b + "mlp.fc2", h_.data(), rows, D);
+      k.add2.forward(x_.data(), h_.data(), 0, x_.data(), rows);
+      stage(k.next, x_.data(), rows, D);
+    }
+  }
+
   struct Block {
     IntLayerNorm norm1, norm2;
     IntLinear qkv, proj, fc1, fc2;
@@ -187,6 +243,7 @@ class IntVit final : public IntModel {
     engine::GeluLut gelu;
     IntAdd add1, add2;
     std::string next;  // the quantizer after add2
+    int32_t qkv_max = 255, proj_zero = 0, proj_max = 255, gelu_zero = 0, fc2_zero = 0, fc2_max = 255;
   };
 
   static int32_t zero(const QuantParams& p) { return static_cast<int32_t>(p.zero_point.at(0)); }
@@ -251,14 +308,15 @@ class IntVit final : public IntModel {
     const int64_t D = cfg_.dim, rows = B * N_, hidden = int64_t(cfg_.mlp_ratio) * D;
     patches_.assign(static_cast<size_t>(B * np_ * patch_.K), 0.0f);
     pcodes_.assign(patches_.size(), 0);
-    acc_.assign(static_cast<size_t>(std::max(rows * hidden, B * int64_t(cfg_.num_classes))), 0);
+    acc_.assign(static_cast<size_t>(std::max(rows * std::max(hidden, 3 * D), B * int64_t(cfg_.num_classes))), 0);
     tok_.assign(static_cast<size_t>(rows * D), 0);
     x_.assign(tok_.size(), 0);
     h_.assign(tok_.size(), 0);
     qkv_.assign(static_cast<size_t>(rows * 3 * D), 0);
     lc_.assign(static_cast<size_t>(B * H_ * N_ * N_), 0);
     g_.assign(static_cast<size_t>(rows * hidden), 0);
-    att16_.assign(static_cast<size_t>(blocks_.empty() ? 0 : blocks_[0].attn.workspace(B, N_)), 0);
+    // Two K/V workspaces (blocks_by_rows alternates); zeroed once, padding is never written.
+    att16_.assign(static_cast<size_t>(blocks_.empty() ? 0 : 2 * blocks_[0].attn.workspace(B, N_)), 0);
     ws_batch_ = B;
   }
 

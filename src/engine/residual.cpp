@@ -34,19 +34,31 @@ void IntAdd::init(int64_t channels, const std::vector<float>& sa, int32_t za_, c
   }
 }
 
+void IntAdd::forward_rows(const uint8_t* a, const uint8_t* b, int64_t b_rows, uint8_t* y, int64_t r0,
+                          int64_t r1) const {
+  const bool avx2 = kernel_path() == KernelPath::avx2;
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint8_t* ar = a + r * C;
+    const uint8_t* br = b + (b_rows > 0 ? r % b_rows : r) * C;
+    uint8_t* yr = y + r * C;
+    if (avx2)
+      int_add_row_avx2(*this, ar, br, yr);
+    else
+      for (int64_t c = 0; c < C; ++c) yr[c] = one(ar[c], br[c], c);
+  }
+}
+
 void IntAdd::forward(const uint8_t* a, const uint8_t* b, int64_t b_rows, uint8_t* y,
                      int64_t rows) const {
-  const bool avx2 = kernel_path() == KernelPath::avx2;
-  parallel_for(rows, std::max<int64_t>(1, 8192 / C), [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      const uint8_t* ar = a + r * C;
-      const uint8_t* br = b + (b_rows > 0 ? r % b_rows : r) * C;
-      uint8_t* yr = y + r * C;
-      if (avx2)
-        int_add_row_avx2(*this, ar, br, yr);
-      else
-        for (int64_t c = 0; c < C; ++c) yr[c] = one(ar[c], br[c], c);
-    }
+  parallel_for(rows, std::max<int64_t>(1, 8192 / C),
+               [&](int64_t r0, int64_t r1) { forward_rows(a, b, b_rows, y, r0, r1); });
+}
+
+void add_then_norm(const IntAdd& add, const IntLayerNorm& norm, const uint8_t* a, const uint8_t* b,
+                   uint8_t* y, uint8_t* out, int64_t rows) {
+  parallel_for(rows, std::max<int64_t>(1, 4096 / add.C), [&](int64_t r0, int64_t r1) {
+    add.forward_rows(a, b, 0, y, r0, r1);
+    norm.forward_rows(y, out, r0, r1);
   });
 }
 
