@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "engine/engine_ops.h"
+#include "qvit/error.h"
 #include "qvit/kernels.h"
 #include "qvit/qkernels.h"
 
@@ -108,6 +109,52 @@ TEST(EngineRequant, Avx2AndAvx512RowsBitExactWithScalarRows) {
           ASSERT_EQ(u_ref, u_simd) << "avx512 n " << n << " bcast " << bcast;
         }
       }
+    }
+  }
+}
+
+// Tiles (the GEMM epilogue): rows x columns [ch0, ch0 + w) of a wider accumulator, every path
+// equal to the definition one(acc, ch0 + j); a channel offset that is not a multiple of 8 fails.
+TEST(EngineRequant, TilesWithChannelOffsetEqualDefinition) {
+  PathGuard guard;
+  std::mt19937_64 rng(12);
+  const int64_t N = 200, rows = 5;
+  for (bool bcast : {false, true}) {
+    const std::vector<Mult> mult = random_mults(rng, bcast ? 1 : N, 8);
+    std::vector<int32_t> bias(static_cast<size_t>(bcast ? 1 : N));
+    for (auto& b : bias) b = extreme_or_random(rng);
+    Requant rq;
+    rq.init(mult, bias.data(), 8);
+    std::vector<int32_t> acc(static_cast<size_t>(rows * N));
+    for (auto& a : acc) a = extreme_or_random(rng);
+    for (const auto& [ch0, w] : {std::pair<int64_t, int64_t>{0, 200}, {32, 64}, {64, 37}, {192, 8}, {96, 5}}) {
+      std::vector<std::vector<uint8_t>> ys;
+      std::vector<std::vector<int32_t>> us;
+      std::vector<QgemmIsa> isas = {QgemmIsa::ref};
+      if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) isas.push_back(QgemmIsa::avx2);
+      if (cpu_has_avx512vnni()) isas.push_back(QgemmIsa::avx512vnni);
+      for (QgemmIsa isa : isas) {
+        set_kernel_path(isa == QgemmIsa::ref ? KernelPath::ref : KernelPath::avx2);
+        if (isa != QgemmIsa::ref) set_qgemm_isa(isa);
+        std::vector<uint8_t> y(static_cast<size_t>(rows * N), 7);
+        std::vector<int32_t> u(static_cast<size_t>(rows * w), 7);
+        rq.rows_u8(acc.data() + ch0, N, rows, w, 3, 0, 255, y.data() + ch0, N, ch0);
+        rq.rows_i32(acc.data() + ch0, N, rows, w, -70000, 70000, u.data(), w, ch0);
+        reset_qgemm_isa();
+        for (int64_t r = 0; r < rows; ++r)
+          for (int64_t j = 0; j < N; ++j) {
+            const bool in = j >= ch0 && j < ch0 + w;
+            const int64_t want = in ? std::clamp<int64_t>(rq.one(acc[r * N + j], j) + 3, 0, 255) : 7;
+            ASSERT_EQ(y[r * N + j], want) << qgemm_isa_name(isa) << " ch0 " << ch0 << " r " << r << " j " << j;
+            if (in) {
+              ASSERT_EQ(u[r * w + j - ch0], std::clamp<int64_t>(rq.one(acc[r * N + j], j), -70000, 70000));
+            }
+          }
+      }
+    }
+    std::vector<uint8_t> y(8);
+    if (!bcast) {
+      EXPECT_THROW(rq.rows_u8(acc.data() + 4, N, 1, 8, 0, 0, 255, y.data(), 8, 4), Error);
     }
   }
 }

@@ -236,6 +236,25 @@ TEST_F(EngineModel, RoundTripIsBitIdentical) {
   expect_same(from_mem->forward(x), from_file->forward(x));
 }
 
+// The row-partitioned forward (no hook: one parallel region, rows owned by threads) and the
+// operator-by-operator forward (a hook set; here one that changes nothing) give identical logits,
+// for 1, 2 and 3 threads (3 splits 3 x 197 rows across image boundaries).
+TEST_F(EngineModel, RowPartitionedForwardEqualsStagedForward) {
+  auto im = load_int_model(s_->qmodel);
+  const Tensor x = images(13, 3);
+  const int threads = num_threads();
+  set_num_threads(2);
+  im->set_stage_hook([](const StageView&) {});
+  const Tensor staged = im->forward(x);
+  im->set_stage_hook(nullptr);
+  for (int t : {1, 2, 3}) {
+    set_num_threads(t);
+    SCOPED_TRACE("threads " + std::to_string(t));
+    expect_same(staged, im->forward(x));
+  }
+  set_num_threads(threads);
+}
+
 TEST_F(EngineModel, ThreadCountAndKernelPathIndependent) {
   auto im = load_int_model(s_->qmodel);
   const Tensor x = images(7, 3);

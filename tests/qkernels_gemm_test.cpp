@@ -71,7 +71,7 @@ TEST(QkernelsGemm, ReferenceIsTheIntegerDotProduct) {
 TEST(QkernelsGemm, SimdMatchesReferenceOnOddShapes) {
   if (simd_isas().empty()) GTEST_SKIP() << "no AVX2";
   int checked = 0;
-  for (int64_t M : {1, 5, 6, 7, 13, 49, 197})
+  for (int64_t M : {1, 5, 6, 7, 13, 49, 197, 300})
     for (int64_t N : {1, 15, 16, 17, 64, 65, 192})
       for (int64_t K : {1, 2, 15, 31, 33, 64, 200}) {
         const Case c = random_case(M, N, K, static_cast<int32_t>((M * 31 + N * 7 + K) % 256),
@@ -82,7 +82,39 @@ TEST(QkernelsGemm, SimdMatchesReferenceOnOddShapes) {
         }
         ++checked;
       }
-  EXPECT_EQ(checked, 7 * 7 * 7);
+  EXPECT_EQ(checked, 8 * 7 * 7);
+}
+
+// The epilogue sees every output element exactly once, after its accumulator is final, on every
+// path (small M: column tiles over all rows; large M: 64-row tiles).
+TEST(QkernelsGemm, EpilogueCoversEveryTileOnceWhenFinal) {
+  std::vector<QgemmIsa> isas = simd_isas();
+  isas.push_back(QgemmIsa::ref);
+  for (int64_t M : {1, 197, 300})
+    for (int64_t N : {17, 192, 600}) {
+      const Case c = random_case(M, N, 40, 100, static_cast<uint32_t>(M * 7 + N));
+      const std::vector<int32_t> ref = run(c, QgemmIsa::ref);
+      for (QgemmIsa isa : isas) {
+        set_qgemm_isa(isa);
+        std::vector<int32_t> acc(static_cast<size_t>(M * (N + 3)), -7);
+        std::vector<int> seen(static_cast<size_t>(M * N), 0);
+        std::vector<int> bad(static_cast<size_t>(M * N), 0);
+        const QWeight w = QWeight::pack(c.w.data(), N, c.K);
+        qgemm_u8s8s32(c.a.data(), M, c.lda, c.za, w, acc.data(), N + 3,
+                      [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+                        for (int64_t m = m0; m < m1; ++m)
+                          for (int64_t n = n0; n < n1; ++n) {
+                            ++seen[m * N + n];  // tiles are disjoint: no race
+                            bad[m * N + n] += acc[m * (N + 3) + n] != ref[m * (N + 3) + n];
+                          }
+                      });
+        reset_qgemm_isa();
+        for (int64_t i = 0; i < M * N; ++i) {
+          ASSERT_EQ(seen[i], 1) << qgemm_isa_name(isa) << " " << M << "x" << N << " at " << i;
+          ASSERT_EQ(bad[i], 0) << qgemm_isa_name(isa) << " " << M << "x" << N << " at " << i;
+        }
+      }
+    }
 }
 
 // All activations 255 (zero point 0) against all weights -128 or 127: vpmaddubsw would saturate

@@ -123,6 +123,23 @@ TEST(QvitPredict, IntModelFile) {
     }
   }
 
+  // qvit bench: the integer model timed against FP32, alternately, into a JSON file.
+  ASSERT_EQ(test::run_cli("bench --engine int --qmodel " + qmodel + " --pair-float --threads 2 --iters 3 "
+                              "--warmup 0 --json " + dir + "/bench.json", &out), 0) << out;
+  EXPECT_NE(out.find("paired speed ratio int/fp32"), std::string::npos) << out;
+  {
+    const json b = json::parse(std::ifstream(dir + "/bench.json"));
+    EXPECT_EQ(b["engine"], "int");
+    EXPECT_EQ(b["model"], cfg.name);
+    ASSERT_EQ(b["fp32_runs_ms"].size(), 3u);
+    ASSERT_EQ(b["int_runs_ms"].size(), 3u);
+    for (const auto& k : {"fp32_runs_ms", "int_runs_ms"})
+      for (const auto& v : b[k]) EXPECT_GT(v.get<double>(), 0.0);
+    EXPECT_GT(b["paired_ratio"].get<double>(), 0.0);
+  }
+  EXPECT_EQ(test::run_cli("bench --model deit_tiny --pair-float --iters 1", &out), 1);
+  EXPECT_EQ(out, "qvit: error: [cli] --pair-float needs --engine int\n");
+
   // Bad input: --model with --qmodel, a tampered and a truncated file.
   EXPECT_EQ(test::run_cli(args + " --qmodel " + qmodel + " --model deit_tiny", &out), 1);
   EXPECT_EQ(out, "qvit: error: [cli] --qmodel holds the model: do not give --model/--weights with it\n");

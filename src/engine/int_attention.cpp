@@ -170,24 +170,27 @@ void IntAttention::block(const uint8_t* qkv, uint8_t* lc, uint8_t* ctx, int64_t 
   const int64_t b = bh / H, h = bh % H;
   uint8_t* out = lc + bh * N * N;
   if (do_logits) {  // logits of the block's query rows
-    q.assign(static_cast<size_t>(kRowBlock * K2), 0);
+    q.resize(static_cast<size_t>(kRowBlock * K2));
     s.resize(static_cast<size_t>(kRowBlock * Np));
     for (int64_t i = i0; i < i1; ++i) {
       const uint8_t* qi = qkv + (b * N + i) * ld + h * Dh;
-      for (int64_t d = 0; d < Dh; ++d) q[(i - i0) * K2 + d] = static_cast<int16_t>(qi[d] - qkv_zero);
+      int16_t* qr = q.data() + (i - i0) * K2;
+      for (int64_t d = 0; d < Dh; ++d) qr[d] = static_cast<int16_t>(qi[d] - qkv_zero);
+      if (Dh < K2) qr[Dh] = 0;  // odd Dh: the pair's padding
     }
     gemm16(q.data(), K2, i1 - i0, K2, kws, N, s.data(), Np);
     logit_rq.rows_u8(s.data(), Np, i1 - i0, N, logit_zero, 0, logit_max, out + i0 * N, N);
   }
   if (!do_context) return;
   // LIS codes -> powers of two -> A.V.
-  a.assign(static_cast<size_t>(kRowBlock * N2), 0);
+  a.resize(static_cast<size_t>(kRowBlock * N2));
   acc.resize(static_cast<size_t>(kRowBlock * Dp));
   codes.resize(static_cast<size_t>(N));
   ones.clear();
   for (int64_t i = i0; i < i1; ++i) {
     lis.row(out + i * N, codes.data(), N);
     int16_t* ai = a.data() + (i - i0) * N2;
+    if (N < N2) ai[N] = 0;  // odd N: the pair's padding
     bool zero = false;
     if (avx2) {
       zero = lis_pow2_avx2(codes.data(), N, ai);
