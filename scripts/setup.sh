@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages qvit needs, skipping what is already installed (idempotent).
 # Usage: scripts/setup.sh [--with-python] [--with-fuzz]
-#   --with-python: torch/torchvision/PIL for tools/ and bench/;  --with-fuzz: clang + libFuzzer runtime
+#   --with-python: torch/torchvision/PIL for tools/ and bench/ (+ OpenBLAS: Debian's torch calls the
+#   system BLAS, and the reference libblas3 makes it ~10x slower);  --with-fuzz: clang + libFuzzer runtime
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libdnnl-dev libturbojpeg0-dev libpng-dev zlib1g-dev
       nlohmann-json3-dev libcli11-dev libfmt-dev libgtest-dev libbenchmark-dev
@@ -9,7 +10,7 @@ pkgs=(build-essential cmake pkg-config libdnnl-dev libturbojpeg0-dev libpng-dev 
       chromium)  # chromium: headless rendering test of `qvit report` pages
 for arg in "$@"; do
   case "$arg" in
-    --with-python) pkgs+=(python3-torch python3-torchvision python3-pil python3-numpy) ;;
+    --with-python) pkgs+=(python3-torch python3-torchvision python3-pil python3-numpy libopenblas0-pthread) ;;
     --with-fuzz) pkgs+=(clang libclang-rt-14-dev) ;;
   esac
 done

@@ -11,6 +11,7 @@
 //           exact in int32 (sum_j 2^-code_ij < 2.25, so |acc| < 255 * 2.25 * 2^15);
 //           context code = clamp(requant(acc, s_qkv 2^-15 / s_ctx) + z_ctx).
 #include <algorithm>
+#include <cstring>
 #include <cmath>
 #include <functional>
 #include <utility>
@@ -139,18 +140,41 @@ void IntAttention::pack_rows(const uint8_t* qkv, int64_t B, int64_t N, int64_t r
   const int64_t N2 = (N + 1) / 2 * 2, Dp = gemm16_np(Dh), vper = N2 * Dp;
   int16_t* kws = ws;                 // B*H packed K^T: [K2/2][Np][2]
   int16_t* vws = ws + B * H * kper;  // B*H packed V:   [N2/2][Dp][2]
-  for (int64_t r = r0; r < r1; ++r) {
+  // K: each (k_2p, k_2p+1) pair of row j is one 32-bit store at pair row p, column j. V: rows j
+  // (even) and j + 1 of one pair are interleaved, one 32-bit store per d (a lone row at the range's
+  // ends, or the last of an odd N, is stored with its partner slot left as it is: 0 or the other
+  // thread's value).
+  const auto pair32 = [](int32_t lo, int32_t hi) {
+    return static_cast<uint32_t>(static_cast<uint16_t>(lo)) | (static_cast<uint32_t>(static_cast<uint16_t>(hi)) << 16);
+  };
+  for (int64_t r = r0; r < r1;) {
     const int64_t b = r / N, j = r % N;
+    const bool two = j % 2 == 0 && j + 1 < N && r + 1 < r1;  // rows j and j + 1 of one V pair
     for (int64_t h = 0; h < H; ++h) {
-      const uint8_t* kj = qkv + r * ld + D + h * Dh;
-      const uint8_t* vj = qkv + r * ld + 2 * D + h * Dh;
-      int16_t* kp = kws + (b * H + h) * kper + 2 * j;
-      int16_t* vp = vws + (b * H + h) * vper + (j / 2) * 2 * Dp + j % 2;
-      for (int64_t d = 0; d < Dh; ++d) {
-        kp[(d / 2) * 2 * Np + d % 2] = static_cast<int16_t>(kj[d] - qkv_zero);
-        vp[2 * d] = static_cast<int16_t>(vj[d] - qkv_zero);
+      const int64_t bh = b * H + h;
+      for (int64_t jj = j; jj < j + (two ? 2 : 1); ++jj) {
+        const uint8_t* kj = qkv + (b * N + jj) * ld + D + h * Dh;
+        int16_t* kp = kws + bh * kper + 2 * jj;
+        int64_t d = 0;
+        for (; d + 1 < Dh; d += 2) {
+          const uint32_t v = pair32(kj[d] - qkv_zero, kj[d + 1] - qkv_zero);
+          std::memcpy(kp + d * Np, &v, 4);  // pair row d / 2: offset (d / 2) 2 Np
+        }
+        if (d < Dh) kp[d * Np] = static_cast<int16_t>(kj[d] - qkv_zero);  // odd Dh: the padding stays 0
+      }
+      const uint8_t* v0 = qkv + (b * N + j) * ld + 2 * D + h * Dh;
+      int16_t* vp = vws + bh * vper + (j / 2) * 2 * Dp + j % 2;
+      if (two) {
+        const uint8_t* v1 = v0 + ld;
+        for (int64_t d = 0; d < Dh; ++d) {
+          const uint32_t v = pair32(v0[d] - qkv_zero, v1[d] - qkv_zero);
+          std::memcpy(vp + 2 * d, &v, 4);
+        }
+      } else {
+        for (int64_t d = 0; d < Dh; ++d) vp[2 * d] = static_cast<int16_t>(v0[d] - qkv_zero);
       }
     }
+    r += two ? 2 : 1;
   }
 }
 
