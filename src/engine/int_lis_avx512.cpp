@@ -59,14 +59,21 @@ void lis_row_avx512(const IntLis& lis, const uint8_t* l, uint8_t* codes, int64_t
     mx8 = _mm512_max_epu8(mx8, _mm512_maskz_loadu_epi8(k, l + j));
     mn8 = _mm512_min_epu8(mn8, _mm512_mask_loadu_epi8(_mm512_set1_epi8(char(255)), k, l + j));
   }
-  alignas(64) uint8_t mb[64], nb[64];
-  _mm512_store_si512(mb, mx8);
-  _mm512_store_si512(nb, mn8);
-  uint8_t mx = 0, mn = 255;
-  for (int t = 0; t < 64; ++t) {
-    mx = std::max(mx, mb[t]);
-    mn = std::min(mn, nb[t]);
-  }
+  // Horizontal max / min of the 64 bytes: halve the width down to 16 bytes, then byte shifts.
+  __m256i mx32 = _mm256_max_epu8(_mm512_castsi512_si256(mx8), _mm512_extracti64x4_epi64(mx8, 1));
+  __m256i mn32 = _mm256_min_epu8(_mm512_castsi512_si256(mn8), _mm512_extracti64x4_epi64(mn8, 1));
+  __m128i mx16 = _mm_max_epu8(_mm256_castsi256_si128(mx32), _mm256_extracti128_si256(mx32, 1));
+  __m128i mn16 = _mm_min_epu8(_mm256_castsi256_si128(mn32), _mm256_extracti128_si256(mn32, 1));
+  mx16 = _mm_max_epu8(mx16, _mm_srli_si128(mx16, 8));
+  mn16 = _mm_min_epu8(mn16, _mm_srli_si128(mn16, 8));
+  mx16 = _mm_max_epu8(mx16, _mm_srli_si128(mx16, 4));
+  mn16 = _mm_min_epu8(mn16, _mm_srli_si128(mn16, 4));
+  mx16 = _mm_max_epu8(mx16, _mm_srli_si128(mx16, 2));
+  mn16 = _mm_min_epu8(mn16, _mm_srli_si128(mn16, 2));
+  mx16 = _mm_max_epu8(mx16, _mm_srli_si128(mx16, 1));
+  mn16 = _mm_min_epu8(mn16, _mm_srli_si128(mn16, 1));
+  const uint8_t mx = static_cast<uint8_t>(_mm_cvtsi128_si32(mx16));
+  const uint8_t mn = static_cast<uint8_t>(_mm_cvtsi128_si32(mn16));
   const int64_t* ei = lis.e_row(mx);
   const float* ef = lis.ef_row(mx);
 
