@@ -174,10 +174,6 @@ struct IntAdd {
   }
 };
 void int_add_row_avx2(const IntAdd& p, const uint8_t* a, const uint8_t* b, uint8_t* y);
-// y = add(a, b) (b: one row per row), then out = norm(y), row by row in one parallel region (the
-// residual stream's add followed by the next LayerNorm).
-void add_then_norm(const IntAdd& add, const IntLayerNorm& norm, const uint8_t* a, const uint8_t* b,
-                   uint8_t* y, uint8_t* out, int64_t rows);
 
 // ---- int16 GEMM of the attention (int_gemm16.cpp, int_gemm16_avx2.cpp) ----------------------
 // C[i ldc + n] = sum_k A[i lda + k] B(k, n) in int32, for i < M, n < N, k < K; K even (callers pad

@@ -54,12 +54,4 @@ void IntAdd::forward(const uint8_t* a, const uint8_t* b, int64_t b_rows, uint8_t
                [&](int64_t r0, int64_t r1) { forward_rows(a, b, b_rows, y, r0, r1); });
 }
 
-void add_then_norm(const IntAdd& add, const IntLayerNorm& norm, const uint8_t* a, const uint8_t* b,
-                   uint8_t* y, uint8_t* out, int64_t rows) {
-  parallel_for(rows, std::max<int64_t>(1, 4096 / add.C), [&](int64_t r0, int64_t r1) {
-    add.forward_rows(a, b, 0, y, r0, r1);
-    norm.forward_rows(y, out, r0, r1);
-  });
-}
-
 }  // namespace qvit::engine
