@@ -48,6 +48,8 @@ class IntVit final : public IntModel {
     for (int q = 0; q < 256; ++q)
       tok_lut_[q] = static_cast<uint8_t>(quant_detail::quant_code(
           (static_cast<float>(q) - pp.zero_point[0]) * pp.scale[0], tp.scale[0], tp.zero_point[0], 0.0f, float(tp.bits.qmax())));
+    patch_zero_ = zero(pp);
+    patch_max_ = pp.bits.qmax();
     cls_q_ = static_cast<const uint8_t*>(sec("cls_token.q", DType::u8, {D}));
     pos_q_ = static_cast<const uint8_t*>(sec("pos_embed.q", DType::u8, {N_, D}));
     const QuantParams& pos = qs_.params("embed.pos");
@@ -115,31 +117,19 @@ class IntVit final : public IntModel {
     const int64_t B = images.dim(0), D = c.dim, N = N_, rows = B * N;
     const int64_t K0 = patch_.K;
     ensure(B);
-    // Patch embedding on the quantized image.
     im2patch_f32(images.f32(), patches_.data(), B, c.in_chans, c.img_size, c.img_size, c.patch);
-    engine::quantize_u8(patches_.data(), pcodes_.data(), B * np_ * K0, s_in_, z_in_, in_max_);
-    patch_.forward_u8(pcodes_.data(), B * np_, static_cast<int32_t>(z_in_), h_.data(),
-                      zero(qs_.params("embed.patch")), qs_.params("embed.patch").bits.qmax(), acc_.data());
-    stage("embed.patch", h_.data(), B * np_, D);
-    parallel_for(rows, 64, [&](int64_t r0, int64_t r1) {
-      for (int64_t r = r0; r < r1; ++r) {
-        const int64_t b = r / N, t = r % N;
-        uint8_t* dst = tok_.data() + r * D;
-        if (t == 0) {
-          std::memcpy(dst, cls_q_, D);
-        } else {
-          const uint8_t* src = h_.data() + (b * np_ + t - 1) * D;
-          for (int64_t d = 0; d < D; ++d) dst[d] = tok_lut_[src[d]];
-        }
-      }
-    });
-    stage("embed.tokens", tok_.data(), rows, D);
-    add_embed_.forward(tok_.data(), pos_q_, N, x_.data(), rows);
-    stage("blocks.0.norm1.in", x_.data(), rows, D);
-
     if (!hook_) {
-      blocks_by_rows(B);
+      blocks_by_rows(B);  // the embedding and the blocks, rows owned by threads
     } else {
+      // Patch embedding on the quantized image.
+      engine::quantize_u8(patches_.data(), pcodes_.data(), B * np_ * K0, s_in_, z_in_, in_max_);
+      patch_.forward_u8(pcodes_.data(), B * np_, static_cast<int32_t>(z_in_), h_.data(), patch_zero_,
+                        patch_max_, acc_.data());
+      stage("embed.patch", h_.data(), B * np_, D);
+      parallel_for(rows, 64, [&](int64_t r0, int64_t r1) { tokens_rows(h_.data(), B, r0, r1); });
+      stage("embed.tokens", tok_.data(), rows, D);
+      add_embed_.forward(tok_.data(), pos_q_, N, x_.data(), rows);
+      stage("blocks.0.norm1.in", x_.data(), rows, D);
       blocks_by_stage(B);
     }
 
@@ -164,6 +154,23 @@ class IntVit final : public IntModel {
   }
 
  private:
+  // Token rows [r0, r1): the class token's codes, or the patch codes (rows of `patch_codes`, one
+  // per patch) through the 256-entry table onto the tokens' quantizer.
+  void tokens_rows(const uint8_t* patch_codes, int64_t B, int64_t r0, int64_t r1) {
+    const int64_t D = cfg_.dim, N = N_;
+    (void)B;
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t b = r / N, t = r % N;
+      uint8_t* dst = tok_.data() + r * D;
+      if (t == 0) {
+        std::memcpy(dst, cls_q_, D);
+      } else {
+        const uint8_t* src = patch_codes + (b * np_ + t - 1) * D;
+        for (int64_t d = 0; d < D; ++d) dst[d] = tok_lut_[src[d]];
+      }
+    }
+  }
+
   // The blocks in one parallel region: every thread owns a contiguous range of token rows and
   // takes them through the whole block; only attention needs the other rows (their packed K and
   // V), hence one barrier per block. The packed K/V buffers alternate between blocks, so block
@@ -181,6 +188,20 @@ class IntVit final : public IntModel {
       const int64_t T = omp_get_num_threads(), t = omp_get_thread_num();
       const int64_t r0 = rows * t / T, r1 = rows * (t + 1) / T, n = r1 - r0;
       int32_t* acc = acc_.data() + r0 * W;
+      // Embedding of the rows: their patches (quantized image -> int8 patch GEMM, output in g_,
+      // which nothing reads or writes again before block 0's barrier), tokens, + position.
+      const auto patch_of = [&](int64_t r) { return (r / N) * np_ + r % N - 1; };  // r % N >= 1
+      int64_t f = r0, l = r1 - 1;
+      if (f < r1 && f % N == 0) ++f;
+      if (l >= f && l % N == 0) --l;
+      if (f <= l) {
+        const int64_t p0 = patch_of(f), p1 = patch_of(l) + 1, K0 = patch_.K;
+        engine::quantize_u8(patches_.data() + p0 * K0, pcodes_.data() + p0 * K0, (p1 - p0) * K0, s_in_, z_in_, in_max_);
+        patch_.forward_u8(pcodes_.data() + p0 * K0, p1 - p0, static_cast<int32_t>(z_in_), g_.data() + p0 * D,
+                          patch_zero_, patch_max_, acc);
+      }
+      tokens_rows(g_.data(), B, r0, r1);
+      add_embed_.forward_rows(tok_.data(), pos_q_, N, x_.data(), r0, r1);
       for (size_t i = 0; i < blocks_.size(); ++i) {
         const Block& k = blocks_[i];
         int16_t* w = ws[i % 2];
@@ -329,6 +350,7 @@ class IntVit final : public IntModel {
   int32_t in_max_ = 255;
   IntLinear patch_, head_;
   uint8_t tok_lut_[256] = {};
+  int32_t patch_zero_ = 0, patch_max_ = 255;
   const uint8_t* cls_q_ = nullptr;
   const uint8_t* pos_q_ = nullptr;
   IntAdd add_embed_;
