@@ -14,6 +14,7 @@
 #include "qvit/error.h"
 #include "qvit/kernels.h"
 #include "qvit/quant.h"
+#include "quant/int_layernorm_impl.h"
 
 namespace qvit {
 namespace {
@@ -155,6 +156,52 @@ TEST(QuantIntLayerNorm, Avx2RowMatchesScalarRow) {
                  Error);
   }
   set_kernel_path(saved);
+}
+
+// The AVX-512 token (the integer engine's LayerNorm on AVX-512 CPUs) against the AVX2 token, which
+// the test above holds to the scalar one: same return value, bit-identical outputs, over
+// C = 1..200 (tails of both), power-of-two gammas (the libm lanes), A_c = 0, constant tokens and
+// codes beyond the double-exact bound.
+TEST(QuantIntLayerNorm, Avx512RowMatchesAvx2Row) {
+  if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx2")) GTEST_SKIP() << "no AVX-512";
+  std::mt19937 rng(12);
+  std::uniform_real_distribution<float> unit(-1.0f, 1.0f);
+  std::uniform_int_distribution<int> code(-128, 127);
+  int64_t checked = 0, fast = 0;
+  for (int64_t C : {1, 7, 8, 15, 16, 17, 64, 192, 200}) {
+    std::vector<float> s_in(C), shift(C), gamma(C), beta(C);
+    for (auto& s : s_in) s = 0.01f * std::ldexp(1.0f, static_cast<int>(rng() % 4));
+    const float s_min = *std::min_element(s_in.begin(), s_in.end());
+    for (int64_t c = 0; c < C; ++c) {
+      shift[c] = std::nearbyint(s_in[c] / s_min);
+      gamma[c] = c % 5 == 0 ? std::ldexp(1.0f, static_cast<int>(rng() % 5) - 2)
+                            : 1.0f + std::nearbyint(32.0f * unit(rng)) / 64.0f;
+      beta[c] = c % 7 == 0 ? 0.0f : std::nearbyint(20.0f * unit(rng)) / 64.0f;
+      if (c % 11 == 3) gamma[c] = 0.0f;
+    }
+    const int64_t rows = std::max<int64_t>(9, 60000 / C);
+    for (float s_out : {0.02f, 0.0371f, 0.0717491508f}) {
+      const quant_detail::IntLnRow k{C, s_in.data(), shift.data(), gamma.data(), beta.data(), s_min, s_out};
+      std::vector<float> x(C), y2(C), y5(C), t2(C), t5(C);
+      for (int64_t r = 0; r < rows; ++r) {
+        const int off = code(rng) / 2;
+        for (int64_t c = 0; c < C; ++c) x[c] = static_cast<float>(off + code(rng) / 3) * s_in[c];
+        if (r == 2) std::fill(x.begin(), x.end(), 0.0f);  // constant token
+        if (r == 3) x[0] = 4e5f * s_in[0];                // code beyond 2^19: both decline
+        std::fill(y2.begin(), y2.end(), 7.0f);
+        std::fill(y5.begin(), y5.end(), 7.0f);
+        const bool r2 = quant_detail::int_ln_row_avx2(x.data(), y2.data(), k, t2.data());
+        const bool r5 = quant_detail::int_ln_row_avx512(x.data(), y5.data(), k, t5.data());
+        ASSERT_EQ(r2, r5) << "C " << C << " row " << r;
+        fast += r5;
+        for (int64_t c = 0; r2 && c < C; ++c)
+          ASSERT_EQ(std::bit_cast<uint32_t>(y2[c]), std::bit_cast<uint32_t>(y5[c]))
+              << "C " << C << " row " << r << " c " << c << ": " << y2[c] << " vs " << y5[c];
+        ++checked;
+      }
+    }
+  }
+  EXPECT_GT(fast, checked * 9 / 10);  // the vector rows ran (not only the declines)
 }
 
 }  // namespace

@@ -72,6 +72,7 @@ void IntLayerNorm::forward_rows(const uint8_t* x, uint8_t* y, int64_t r0, int64_
   const quant_detail::IntLnRow k{C, s_in.data(), shift_f.data(), gamma.data(), beta.data(), s_min,
                                  s_out};
   const bool avx2 = kernel_path() == KernelPath::avx2;
+  const bool avx512 = avx2 && qgemm_isa() == QgemmIsa::avx512vnni;  // with the int8 GEMM's path
   {
     thread_local std::vector<int32_t> xq;
     thread_local std::vector<float> xf, yf, tmp;
@@ -85,7 +86,9 @@ void IntLayerNorm::forward_rows(const uint8_t* x, uint8_t* y, int64_t r0, int64_
       uint8_t* yr = y + r * C;
       if (avx2) {
         ln_dequant_avx2(xr, C, z, s_in.data(), xf.data());
-        if (quant_detail::int_ln_row_avx2(xf.data(), yf.data(), k, tmp.data())) {
+        const bool done = avx512 ? quant_detail::int_ln_row_avx512(xf.data(), yf.data(), k, tmp.data())
+                                 : quant_detail::int_ln_row_avx2(xf.data(), yf.data(), k, tmp.data());
+        if (done) {
           ln_requant_avx2(yf.data(), C, s_out, out_zero, out_max, yr);
           continue;
         }

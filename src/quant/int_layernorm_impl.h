@@ -35,5 +35,7 @@ float int_ln_channel(int64_t c, float xq, float a_base, float mean_over_std, con
 // value is not a valid code, and the caller runs the scalar row (exact sums, error messages).
 // `xq` is scratch of C floats.
 bool int_ln_row_avx2(const float* xr, float* yr, const IntLnRow& k, float* xq);
+// The same on 16 lanes (AVX-512F; the caller checks the CPU), bit-identical to it.
+bool int_ln_row_avx512(const float* xr, float* yr, const IntLnRow& k, float* xq);
 
 }  // namespace qvit::quant_detail
