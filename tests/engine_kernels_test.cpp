@@ -282,7 +282,7 @@ TEST(EngineLayerNorm, Avx2CodeConversionsEqualScalar) {
   }
 }
 
-TEST(EngineResidual, Avx2RowsEqualScalarRows) {
+TEST(EngineResidual, Avx2AndAvx512RowsEqualScalarRows) {
   if (!cpu_avx2()) GTEST_SKIP() << "no AVX2";
   PathGuard guard;
   std::mt19937_64 rng(9);
@@ -305,8 +305,16 @@ TEST(EngineResidual, Avx2RowsEqualScalarRows) {
       set_kernel_path(KernelPath::ref);
       add.forward(a.data(), b.data(), 0, y_ref.data(), rows);
       set_kernel_path(KernelPath::avx2);
+      set_qgemm_isa(QgemmIsa::avx2);
       add.forward(a.data(), b.data(), 0, y_simd.data(), rows);
       ASSERT_EQ(y_ref, y_simd) << "C " << C << " rep " << rep;
+      if (cpu_has_avx512vnni()) {  // the AVX-512 row, taken with the AVX-512 int8 path
+        set_qgemm_isa(QgemmIsa::avx512vnni);
+        std::fill(y_simd.begin(), y_simd.end(), uint8_t{77});
+        add.forward(a.data(), b.data(), 0, y_simd.data(), rows);
+        ASSERT_EQ(y_ref, y_simd) << "avx512 C " << C << " rep " << rep;
+      }
+      reset_qgemm_isa();
       for (int64_t c = 0; c < C; ++c) {  // the documented formula, in 128 bits
         __extension__ using i128 = __int128;
         const i128 v = i128(a[c] - add.za) * add.ma[c] + i128(b[c] - add.zb) * add.mb[c];

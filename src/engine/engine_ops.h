@@ -163,7 +163,8 @@ struct IntAdd {
   void init(int64_t C, const std::vector<float>& sa, int32_t za, const std::vector<float>& sb,
             int32_t zb, const std::vector<float>& so, int32_t zo, int32_t qmax);
   // b rows: b + r * ldb (ldb = 0 broadcasts one row). Parallel over rows; each row by
-  // int_add_row_avx2 or the scalar one() by kernel_path().
+  // int_add_row_avx2 (int_add_row_avx512 with the AVX-512 int8 path) or the scalar one() by
+  // kernel_path().
   void forward(const uint8_t* a, const uint8_t* b, int64_t ldb_rows_mod, uint8_t* y,
                int64_t rows) const;
   void forward_rows(const uint8_t* a, const uint8_t* b, int64_t ldb_rows_mod, uint8_t* y, int64_t r0,
@@ -174,6 +175,7 @@ struct IntAdd {
   }
 };
 void int_add_row_avx2(const IntAdd& p, const uint8_t* a, const uint8_t* b, uint8_t* y);
+void int_add_row_avx512(const IntAdd& p, const uint8_t* a, const uint8_t* b, uint8_t* y);  // residual_avx512.cpp
 
 // ---- int16 GEMM of the attention (int_gemm16.cpp, int_gemm16_avx2.cpp) ----------------------
 // C[i ldc + n] = sum_k A[i lda + k] B(k, n) in int32, for i < M, n < N, k < K; K even (callers pad

@@ -10,6 +10,7 @@
 #include "qvit/error.h"
 #include "qvit/kernels.h"
 #include "qvit/parallel.h"
+#include "qvit/qkernels.h"
 
 namespace qvit::engine {
 
@@ -37,11 +38,14 @@ void IntAdd::init(int64_t channels, const std::vector<float>& sa, int32_t za_, c
 void IntAdd::forward_rows(const uint8_t* a, const uint8_t* b, int64_t b_rows, uint8_t* y, int64_t r0,
                           int64_t r1) const {
   const bool avx2 = kernel_path() == KernelPath::avx2;
+  const bool avx512 = avx2 && qgemm_isa() == QgemmIsa::avx512vnni;
   for (int64_t r = r0; r < r1; ++r) {
     const uint8_t* ar = a + r * C;
     const uint8_t* br = b + (b_rows > 0 ? r % b_rows : r) * C;
     uint8_t* yr = y + r * C;
-    if (avx2)
+    if (avx512)
+      int_add_row_avx512(*this, ar, br, yr);
+    else if (avx2)
       int_add_row_avx2(*this, ar, br, yr);
     else
       for (int64_t c = 0; c < C; ++c) yr[c] = one(ar[c], br[c], c);
