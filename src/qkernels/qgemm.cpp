@@ -214,9 +214,12 @@ void qgemm_dispatch(const uint8_t* a, int64_t M, int64_t lda, int32_t a_zero, co
   }
   // 1. Widen the activations to int16 once (zero point subtracted, rows even-padded) into a
   //    buffer owned by the calling thread and reused across calls.
-  // 2. Tasks of 48 rows x 64 output channels (boundaries depend on the shape only) run the
+  // 2. Tasks of 48 rows x 64 output channels (all rows x 32 or 64 channels when M <= 256;
+  //    boundaries depend on the shape only) run the
   //    6 x 16 micro-kernel over their panels.
-  constexpr int64_t kRowBlock = 48, kColBlock = 64;
+  // Small M: column tasks over all rows, as on the VNNI path (each weight panel read once).
+  const int64_t kRowBlock = M <= 256 ? M : 48;
+  const int64_t kColBlock = (M <= 256 && N < 8 * 64) ? 32 : 64;
   const int64_t kp = w.k_pairs(), lda16 = kp * 2;
   thread_local std::vector<int16_t> a16_buf;
   if (a16_buf.size() < static_cast<size_t>(M * lda16)) a16_buf.resize(static_cast<size_t>(M * lda16));
