@@ -126,7 +126,7 @@ class IntVit final : public IntModel {
       patch_.forward_u8(pcodes_.data(), B * np_, static_cast<int32_t>(z_in_), h_.data(), patch_zero_,
                         patch_max_, acc_.data());
       stage("embed.patch", h_.data(), B * np_, D);
-      parallel_for(rows, 64, [&](int64_t r0, int64_t r1) { tokens_rows(h_.data(), B, r0, r1); });
+      parallel_for(rows, 64, [&](int64_t r0, int64_t r1) { tokens_rows(h_.data(), r0, r1); });
       stage("embed.tokens", tok_.data(), rows, D);
       add_embed_.forward(tok_.data(), pos_q_, N, x_.data(), rows);
       stage("blocks.0.norm1.in", x_.data(), rows, D);
@@ -156,9 +156,8 @@ class IntVit final : public IntModel {
  private:
   // Token rows [r0, r1): the class token's codes, or the patch codes (rows of `patch_codes`, one
   // per patch) through the 256-entry table onto the tokens' quantizer.
-  void tokens_rows(const uint8_t* patch_codes, int64_t B, int64_t r0, int64_t r1) {
+  void tokens_rows(const uint8_t* patch_codes, int64_t r0, int64_t r1) {
     const int64_t D = cfg_.dim, N = N_;
-    (void)B;
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t b = r / N, t = r % N;
       uint8_t* dst = tok_.data() + r * D;
@@ -200,7 +199,7 @@ class IntVit final : public IntModel {
         patch_.forward_u8(pcodes_.data() + p0 * K0, p1 - p0, static_cast<int32_t>(z_in_), g_.data() + p0 * D,
                           patch_zero_, patch_max_, acc);
       }
-      tokens_rows(g_.data(), B, r0, r1);
+      tokens_rows(g_.data(), r0, r1);
       add_embed_.forward_rows(tok_.data(), pos_q_, N, x_.data(), r0, r1);
       for (size_t i = 0; i < blocks_.size(); ++i) {
         const Block& k = blocks_[i];

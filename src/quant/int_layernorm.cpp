@@ -64,6 +64,20 @@ inline bool fast_floor_log2(float a, int* e) {
 
 namespace quant_detail {
 
+bool int_ln_codes_tail(const float* xr, const IntLnRow& k, int64_t c0, float* xq, double* d1, double* d2) {
+  for (int64_t c = c0; c < k.C; ++c) {
+    const float v = xr[c] / k.s_in[c];
+    const float a = v < 0 ? -v : v;
+    if (!(a < 8388608.0f)) return false;  // large, inf or NaN
+    const float q = std::copysign((a + 12582912.0f) - 12582912.0f, v) * k.shift[c];  // round_even
+    if (!(q <= 524288.0f && q >= -524288.0f)) return false;
+    xq[c] = q;
+    *d1 += q;
+    *d2 += static_cast<double>(q) * q;
+  }
+  return true;
+}
+
 bool int_ln_token(int64_t s1, __int128 s2, const IntLnRow& k, float* a_base, float* mean_over_std) {
   const int128 D = static_cast<int128>(k.C) * s2 - static_cast<int128>(s1) * s1;
   if (D == 0) return false;

@@ -41,16 +41,7 @@ bool int_ln_row_avx2(const float* xr, float* yr, const IntLnRow& k, float* xq) {
   _mm256_store_pd(l2, _mm256_add_pd(s2_lo, s2_hi));
   double d1 = (l1[0] + l1[1]) + (l1[2] + l1[3]);  // exact: integers below 2^53
   double d2 = (l2[0] + l2[1]) + (l2[2] + l2[3]);
-  for (; c < C; ++c) {
-    const float v = xr[c] / k.s_in[c];
-    const float a = v < 0 ? -v : v;
-    if (!(a < 8388608.0f)) return false;  // large, inf or NaN: the scalar row decides
-    const float q = std::copysign((a + 12582912.0f) - 12582912.0f, v) * k.shift[c];  // round_even
-    if (!(q <= 524288.0f && q >= -524288.0f)) return false;
-    xq[c] = q;
-    d1 += q;
-    d2 += static_cast<double>(q) * q;
-  }
+  if (!int_ln_codes_tail(xr, k, c, xq, &d1, &d2)) return false;
   const int64_t s1 = static_cast<int64_t>(d1);
   const __int128 s2 = static_cast<int64_t>(d2);
   float a_base, mean_over_std;

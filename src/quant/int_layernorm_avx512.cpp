@@ -49,16 +49,7 @@ bool int_ln_row_avx512(const float* xr, float* yr, const IntLnRow& k, float* xq)
   // Exact: integers below 2^53, so any order of the additions gives the same sums.
   double d1 = _mm512_reduce_add_pd(_mm512_add_pd(s1_lo, s1_hi));
   double d2 = _mm512_reduce_add_pd(_mm512_add_pd(s2_lo, s2_hi));
-  for (; c < C; ++c) {
-    const float v = xr[c] / k.s_in[c];
-    const float a = v < 0 ? -v : v;
-    if (!(a < 8388608.0f)) return false;  // large, inf or NaN: the scalar row decides
-    const float q = std::copysign((a + 12582912.0f) - 12582912.0f, v) * k.shift[c];  // round_even
-    if (!(q <= 524288.0f && q >= -524288.0f)) return false;
-    xq[c] = q;
-    d1 += q;
-    d2 += static_cast<double>(q) * q;
-  }
+  if (!int_ln_codes_tail(xr, k, c, xq, &d1, &d2)) return false;
   const int64_t s1 = static_cast<int64_t>(d1);
   const __int128 s2 = static_cast<int64_t>(d2);
   float a_base, mean_over_std;

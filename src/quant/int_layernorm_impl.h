@@ -30,6 +30,10 @@ IntLnCoeff int_ln_coeff(int64_t c, float a_base, float mean_over_std, const IntL
 // One output value y_c of a token from its shifted code x_q (the scalar reference).
 float int_ln_channel(int64_t c, float xq, float a_base, float mean_over_std, const IntLnRow& k);
 
+// The SIMD rows' scalar tail of the first pass, channels [c0, C): x_q = round_even(x / s_c) shift_c
+// into xq, added to the double sums d1 (x_q) and d2 (x_q^2); false when a value is not a valid
+// code or |x_q| > 2^19 (the scalar row then decides).
+bool int_ln_codes_tail(const float* xr, const IntLnRow& k, int64_t c0, float* xq, double* d1, double* d2);
 // One token with AVX2, bit-identical to the scalar row. Sums the codes in double, exact while
 // |x_q| <= 2^19 and C <= 2^14 (checked); returns false without writing `yr` otherwise or when a
 // value is not a valid code, and the caller runs the scalar row (exact sums, error messages).
