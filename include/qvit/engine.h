@@ -17,7 +17,7 @@
 namespace qvit {
 
 inline constexpr const char* kIntModelFormat = "qvit-int-vit";
-inline constexpr int kIntModelVersion = 1;
+inline constexpr int kIntModelVersion = 2;  // 2: float biases (1: int32 at 2^-8 of the accumulator)
 
 // Where the converted model came from (stored in the metadata, for reports).
 struct ConvertSource {

@@ -53,6 +53,9 @@ struct QuantParams {
 
 // Fake-quantizes x [rows, C] in place with p (uniform or ptf; none is a no-op).
 void fake_quant(float* x, int64_t rows, int64_t C, const QuantParams& p);
+// The same quantizer on double inputs: x = (q - z) s with q = clamp(round_half_even(y / s + z))
+// computed in double (uniform or ptf; none copies y). The exact simulation (models/sim_exact.h).
+void fake_quant_exact(const double* y, float* x, int64_t rows, int64_t C, const QuantParams& p);
 
 // Uniform parameters from a range (FQ-ViT's MinMax formula; min/max have 1 or C entries):
 //   symmetric:  scale = max(-min, max) / ((qmax - qmin) / 2), zero point 0

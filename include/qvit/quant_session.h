@@ -58,6 +58,11 @@ class QuantSession {
 
   // A quantization point: x [rows, C]. calibrate -> observe; simulate -> fake-quantize in place.
   void point(const std::string& name, QPointRole role, float* x, int64_t rows, int64_t C);
+  // The same with the exact values: simulate mode quantizes `exact` (rounded in double, half to
+  // even) instead of x and writes the fake-quantized values to x; the hooks see x as given
+  // (its float copy of exact) and the result. Other modes use x.
+  void point(const std::string& name, QPointRole role, float* x, int64_t rows, int64_t C,
+             const double* exact);
   // Fake-quantizes a weight w [N, K] in place (symmetric, per output channel). Uses the stored
   // parameters when the session has them (loaded from a file; N must match), else computes and
   // stores them. A no-op when the mode is off.

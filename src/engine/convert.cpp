@@ -3,12 +3,12 @@
 //   X.weight       int8 [N, K]   round(w / s_w[n]) clamped (FQ-ViT's symmetric per-row weights;
 //                                 packed int4 when the weight bits are <= 4)
 //   X.weight_scale f32 [N]       s_w
-//   X.bias         int32 [N]     round(b / (s_a s_w[n]) 2^8): the bias at 1/256 of the accumulator
-//                                 step (kBiasFracBits), so its rounding error (< 2^-9 step) does not
-//                                 move outputs off the simulation's (an int32 bias at s_a s_w moved
-//                                 ~0.05 % of the codes of every Linear by one)
-//   X.mult, X.shift int32 [N]    dyadic s_a s_w[n] / s_out (uint8 outputs)
-//   X.deq          f32 [N]       s_a s_w[n] (the two float outputs: fc1 before GELU, the head)
+//   X.bias         f32 [N]       b, the float bias (version 2; version 1 stored it as int32 at
+//                                 2^-8 of the accumulator step, which moved ~1 in 10^5 codes)
+//   X.mult, X.shift int32 [N]    dyadic s_a s_w[n] / s_out (uint8 outputs; the loader folds
+//                                 b / s_out into the rounding constant)
+//   (the two float outputs, fc1 before GELU and the head, use s_a s_w[n] in double, computed on
+//   load from the input quantizer and X.weight_scale)
 //   cls_token.q uint8 [D], pos_embed.q uint8 [N, D]: the constant tokens on their quantizers;
 //   LayerNorm weight/bias f32 (FQ-ViT does not quantize them).
 // Metadata: format, version, model name and config, the quantization config and the full
@@ -75,28 +75,20 @@ struct Converter {
     if (!bits.is_signed || bits.bits > 8)
       fail("engine", "{}: weights use {}; the integer engine needs int2..int8", label, bits.name());
     const float sa = act(in, QuantKind::uniform).scale[0];
-    Tensor q({N, K}, DType::i8), ws({N}, DType::f32), bq({N}, DType::i32);
+    Tensor q({N, K}, DType::i8), ws({N}, DType::f32);
     for (int64_t n = 0; n < N; ++n) {
       const float s = own.scale[n];
       ws.f32()[n] = s;
       for (int64_t k = 0; k < K; ++k)
         q.data<int8_t>()[n * K + k] = static_cast<int8_t>(
             quant_detail::quant_code(w.f32()[n * K + k], s, 0.0f, float(bits.qmin()), float(bits.qmax())));
-      const double b = std::nearbyint(std::ldexp(double(bias.f32()[n]) / (double(sa) * double(s)),
-                                                 engine::kBiasFracBits));
-      if (!(std::fabs(b) < 1073741824.0))
-        fail("engine", "{}: bias of '{}' channel {} does not fit int32 at scale s_a s_w 2^-8 = {}", label, name, n,
-             double(sa) * s);
-      bq.data<int32_t>()[n] = static_cast<int32_t>(b);
+      if (!std::isfinite(bias.f32()[n]))
+        fail("engine", "{}: bias of '{}' channel {} is not finite", label, name, n);
     }
     out.add(wn, q, bits.bits <= 4 ? 4 : 0);
     out.add(name + ".weight_scale", ws);
-    out.add(name + ".bias", bq);
-    if (out_pt.empty()) {
-      Tensor deq({N}, DType::f32);
-      for (int64_t n = 0; n < N; ++n) deq.f32()[n] = static_cast<float>(double(sa) * ws.f32()[n]);
-      out.add(name + ".deq", deq);
-    } else {
+    out.add(name + ".bias", bias.reshaped({N}).clone());
+    if (!out_pt.empty()) {
       const float so = act(out_pt, QuantKind::uniform).scale[0];
       Tensor m({N}, DType::i32), sh({N}, DType::i32);
       for (int64_t n = 0; n < N; ++n) {

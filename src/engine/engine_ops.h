@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdint>
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "qvit/qkernels.h"
@@ -47,6 +48,11 @@ struct Requant {
   // mult: N entries (or 1); bias: N entries or nullptr (0); fb: the bias fraction bits (shift >= fb
   // is required, else "[engine]" error).
   void init(const std::vector<Mult>& mult, const int32_t* bias, int fb);
+  // An affine requantization y = round_half_up(acc m 2^-shift + beta[n]) (beta: the real bias in
+  // output steps, N entries or nullptr): t = shift, c = floor(beta 2^t + 2^(t-1)), which keeps
+  // floor((acc m + c) / 2^t) exact for the given beta. `what` names the layer in errors
+  // (|c| must stay below 2^61).
+  void init_affine(const std::vector<Mult>& mult, const double* beta, const std::string& what);
   // y[j] for j < n, channel ch0 + j (or 0 for a broadcast multiplier); ch0 a multiple of 8.
   // Kernel path: qgemm_isa().
   void row_u8(const int32_t* acc, int64_t n, int32_t zero, int32_t lo, int32_t hi, uint8_t* y,
@@ -60,6 +66,7 @@ struct Requant {
   void row_u8_ref(const int32_t* acc, int64_t n, int32_t zero, int32_t lo, int32_t hi, uint8_t* y,
                   int64_t ch0 = 0) const;
   void row_i32_ref(const int32_t* acc, int64_t n, int32_t lo, int32_t hi, int32_t* y, int64_t ch0 = 0) const;
+  void build_groups();  // the AVX2 / AVX-512 lane layout of m, c, t
   int64_t one(int32_t acc, int64_t ch) const {  // unclamped floor((acc m + c) / 2^t)
     const int64_t k = N == 1 ? 0 : ch;
     return (int64_t{acc} * m[k] + c[k]) >> t[k];
@@ -100,34 +107,34 @@ inline uint8_t clamp_q(int64_t v, int32_t qmax) {
 void quantize_u8(const float* x, uint8_t* q, int64_t n, float s, float z, int32_t qmax = 255);
 
 // ---- Linear (int_linear.cpp) ------------------------------------------------------------------
-// y = x W^T + b with x uint8 (zero a_zero), W int8 [N, K] symmetric per output channel, int32 bias
-// at scale s_a s_w[n] 2^-kBiasFracBits. acc[m, n] = sum_k (x[m,k] - a_zero) w[n,k] exactly in int32;
-// the requantization works on v = acc 2^kBiasFracBits + bias_q (int64).
-constexpr int kBiasFracBits = 8;
+// y = x W^T + b with x uint8 (zero a_zero), W int8 [N, K] symmetric per output channel and the
+// float bias b. acc[m, n] = sum_k (x[m,k] - a_zero) w[n,k] exactly in int32. The real output is
+// the simulation's y = fma(s_a s_w[n], acc, b[n]) (double; s_a s_w[n] is exact in double).
 struct IntLinear {
   int64_t N = 0, K = 0;
   const int8_t* w = nullptr;      // [N, K], row-major (the file's bytes or an unpacked copy)
-  const int32_t* bias_q = nullptr;
   QWeight packed;                 // for qgemm_u8s8s32
-  // uint8 output: y = clamp(requant(v, mult[n]) + out_zero); mult = s_a s_w[n] 2^-8 / s_out (the
-  // file stores the multiplier of acc; the loader adds kBiasFracBits to its shift).
+  std::vector<double> deq;        // s_a s_w[n], exact
+  std::vector<double> bias;       // b[n]
+  // uint8 output: y = clamp(round_half_up(acc mult[n] + b[n] / s_out) + out_zero), mult ~= s_a
+  // s_w[n] / s_out as stored in the file; bias in output steps: out_beta[n] = b[n] / s_out.
   std::vector<Mult> mult;
-  // float output: y = (acc + bias_q 2^-8) * deq[n] (deq = s_a s_w[n]), in double, rounded once.
-  std::vector<float> deq;
+  std::vector<double> out_beta;
   Requant rq, rq_lut;             // mult / lut_mult with the bias folded in (built by init_sums / init_lut)
-  void init_sums();  // packs the weights; builds rq when mult is set
-  void init_lut();   // builds rq_lut from lut_mult
-  int64_t biased(int32_t acc, int64_t n) const { return (int64_t{acc} << kBiasFracBits) + bias_q[n]; }
+  void init_sums(const std::string& what);  // packs the weights; builds rq when mult is set
+  void init_lut(const std::string& what);   // builds rq_lut from lut_mult and lut_beta
+  // The float output (fc1 before GELU, the head): the simulation's value, bit for bit.
   float real(int32_t acc, int64_t n) const {
-    return static_cast<float>((double(acc) + std::ldexp(double(bias_q[n]), -kBiasFracBits)) * deq[n]);
+    return static_cast<float>(std::fma(deq[n], static_cast<double>(acc), bias[n]));
   }
   // acc [M, N] (row stride N), parallel over rows.
   void accumulate(const uint8_t* x, int64_t M, int32_t a_zero, int32_t* acc) const;
   void forward_u8(const uint8_t* x, int64_t M, int32_t a_zero, uint8_t* y, int32_t out_zero,
                   int32_t out_max, int32_t* acc) const;
   void forward_f32(const uint8_t* x, int64_t M, int32_t a_zero, float* y, int32_t* acc) const;
-  // GELU output codes through `lut` (fc1); lut_mult[n] = deq[n] / lut.s_f.
+  // GELU output codes through `lut` (fc1); lut_mult[n] ~= deq[n] / lut.s_f, lut_beta = b[n] / s_f.
   std::vector<Mult> lut_mult;
+  std::vector<double> lut_beta;
   void forward_lut(const uint8_t* x, int64_t M, int32_t a_zero, uint8_t* y, const struct GeluLut& lut,
                    int32_t* acc) const;
 };

@@ -1,9 +1,11 @@
 // Integer Linear: int8 per-channel weights x uint8 activations (zero point), exact int32
-// accumulation, int32 bias at scale s_a s_w[n] 2^-8, then either the dyadic requantization to uint8
-// (y = clamp(requant(acc 2^8 + bias_q, s_a s_w[n] 2^-8 / s_out) + z_out)), the GELU table (fc1), or
-// a float output (acc + bias_q 2^-8) s_a s_w[n] (the classifier).
+// accumulation, then the real output y = s_a s_w[n] acc + b[n] either requantized to uint8 by the
+// dyadic multiplier with the bias folded into the rounding constant
+// (y = clamp(floor((acc m + c) / 2^t) + z_out), Requant::init_affine), looked up in the GELU table
+// (fc1), or returned as float (the classifier) exactly as the simulation computes it.
 // The zero point is folded: sum_k (x - z) w = sum_k x w - z sum_k w.
 #include <algorithm>
+#include <string>
 #include <vector>
 
 #include "engine/engine_ops.h"
@@ -13,12 +15,12 @@
 namespace qvit::engine {
 
 
-void IntLinear::init_sums() {
+void IntLinear::init_sums(const std::string& what) {
   packed = QWeight::pack(w, N, K);
-  if (!mult.empty()) rq.init(mult, bias_q, kBiasFracBits);
+  if (!mult.empty()) rq.init_affine(mult, out_beta.data(), what);
 }
 
-void IntLinear::init_lut() { rq_lut.init(lut_mult, bias_q, kBiasFracBits); }
+void IntLinear::init_lut(const std::string& what) { rq_lut.init_affine(lut_mult, lut_beta.data(), what); }
 
 // acc[m, n] = sum_k (x[m,k] - a_zero) w[n,k]: qkern's packed int8 GEMM (include/qvit/qkernels.h),
 // exact int32 on every path.

@@ -41,7 +41,7 @@ class IntVit final : public IntModel {
     s_in_ = in.scale.at(0);
     in_max_ = in.bits.qmax();
     z_in_ = in.zero_point.at(0);
-    patch_ = linear("patch_embed.proj", D, int64_t(cfg.in_chans) * P * P, true);
+    patch_ = linear("patch_embed.proj", D, int64_t(cfg.in_chans) * P * P, "embed.input", "embed.patch");
     // Patch codes onto the tokens' quantizer (the simulation dequantizes, then quantizes).
     const QuantParams& pp = qs_.params("embed.patch");
     const QuantParams& tp = qs_.params("embed.tokens");
@@ -60,15 +60,17 @@ class IntVit final : public IntModel {
       Block k;
       k.norm1 = norm(b + "norm1");
       k.norm2 = norm(b + "norm2");
-      k.qkv = linear(b + "attn.qkv", 3 * D, D, true);
-      k.proj = linear(b + "attn.proj", D, D, true);
-      k.fc1 = linear(b + "mlp.fc1", hidden, D, false);
+      k.qkv = linear(b + "attn.qkv", 3 * D, D, b + "norm1.out", b + "attn.qkv");
+      k.proj = linear(b + "attn.proj", D, D, b + "attn.context", b + "attn.proj");
+      k.fc1 = linear(b + "mlp.fc1", hidden, D, b + "norm2.out", "");
       const QuantParams& gp = qs_.params(b + "mlp.gelu");
       k.gelu.init(gp.scale[0], gp.zero_point[0], gp.bits.qmax());
-      for (int64_t n = 0; n < hidden; ++n)
-        k.fc1.lut_mult.push_back(engine::mult_from_real(std::ldexp(double(k.fc1.deq[n]) / k.gelu.s_f, -engine::kBiasFracBits)));
-      k.fc1.init_lut();
-      k.fc2 = linear(b + "mlp.fc2", D, hidden, true);
+      for (int64_t n = 0; n < hidden; ++n) {
+        k.fc1.lut_mult.push_back(engine::mult_from_real(k.fc1.deq[n] / k.gelu.s_f));
+        k.fc1.lut_beta.push_back(k.fc1.bias[n] / k.gelu.s_f);
+      }
+      k.fc1.init_lut(file_.path() + ": " + b + "mlp.fc1");
+      k.fc2 = linear(b + "mlp.fc2", D, hidden, b + "mlp.gelu", b + "mlp.fc2");
       const QuantParams& qkv = qs_.params(b + "attn.qkv");
       const QuantParams& lg = qs_.params(b + "attn.logits");
       const QuantParams& cx = qs_.params(b + "attn.context");
@@ -102,7 +104,7 @@ class IntVit final : public IntModel {
       blocks_.push_back(std::move(k));
     }
     norm_ = norm("norm");
-    head_ = linear("head", cfg.num_classes, D, false);
+    head_ = linear("head", cfg.num_classes, D, "norm.out", "");
   }
 
   void set_stage_hook(StageHook h) override { hook_ = std::move(h); }
@@ -276,7 +278,8 @@ class IntVit final : public IntModel {
     return s.data;
   }
 
-  IntLinear linear(const std::string& name, int64_t N, int64_t K, bool u8_out) {
+  // A Linear with input quantizer `in` and output quantizer `out` ("" for a float output).
+  IntLinear linear(const std::string& name, int64_t N, int64_t K, const std::string& in, const std::string& out) {
     IntLinear l;
     l.N = N;
     l.K = K;
@@ -290,20 +293,27 @@ class IntVit final : public IntModel {
     } else {
       l.w = static_cast<const int8_t*>(ws.data);
     }
-    l.bias_q = static_cast<const int32_t*>(sec(name + ".bias", DType::i32, {N}));
-    if (u8_out) {
+    const auto* sw = static_cast<const float*>(sec(name + ".weight_scale", DType::f32, {N}));
+    const auto* b = static_cast<const float*>(sec(name + ".bias", DType::f32, {N}));
+    const double sa = qs_.params(in).scale.at(0);
+    for (int64_t n = 0; n < N; ++n) {
+      if (!(sw[n] > 0) || !std::isfinite(sw[n]) || !std::isfinite(b[n]))
+        fail("engine", "{}: '{}' channel {}: bad weight scale or bias", file_.path(), name, n);
+      l.deq.push_back(sa * double(sw[n]));  // exact: a product of two floats
+      l.bias.push_back(b[n]);
+    }
+    if (!out.empty()) {
       const auto* m = static_cast<const int32_t*>(sec(name + ".mult", DType::i32, {N}));
       const auto* s = static_cast<const int32_t*>(sec(name + ".shift", DType::i32, {N}));
+      const double so = qs_.params(out).scale.at(0);
       for (int64_t n = 0; n < N; ++n) {
-        if (m[n] < 0 || s[n] < 0 || s[n] > 62 - engine::kBiasFracBits)
+        if (m[n] < 0 || s[n] < 0 || s[n] > 62)
           fail("engine", "{}: '{}.shift' channel {}: bad multiplier", file_.path(), name, n);
-        l.mult.push_back({m[n], s[n] + engine::kBiasFracBits});
+        l.mult.push_back({m[n], s[n]});
+        l.out_beta.push_back(double(b[n]) / so);
       }
-    } else {
-      const auto* d = static_cast<const float*>(sec(name + ".deq", DType::f32, {N}));
-      l.deq.assign(d, d + N);
     }
-    l.init_sums();
+    l.init_sums(file_.path() + ": " + name);
     return l;
   }
 
@@ -374,6 +384,9 @@ std::unique_ptr<IntModel> load_int_model(const QvitFile& f) {
   const int v = m.value("version", 0);
   if (v > kIntModelVersion)
     fail("engine", "{}: integer model version {} is newer than this qvit ({})", f.path(), v, kIntModelVersion);
+  if (v == 1)
+    fail("engine", "{}: integer model version 1 (its biases are int32 at 2^-8 of the accumulator step) is no "
+         "longer read; convert the model again with `qvit convert`", f.path());
   if (v < 1) fail("engine", "{}: bad integer model version {}", f.path(), v);
   try {
     const ModelConfig& cfg = model_config(m.at("model").get<std::string>());

@@ -53,6 +53,34 @@ void Requant::init(const std::vector<Mult>& mult, const int32_t* bias, int fb) {
     const int64_t b = (bias ? int64_t{bias[n]} : 0) * u.mult + round;  // |b| < 2^62 + 2^61
     c[n] = b >> fb;                                                     // floor division by 2^fb
   }
+  build_groups();
+}
+
+void Requant::init_affine(const std::vector<Mult>& mult, const double* beta, const std::string& what) {
+  N = static_cast<int64_t>(mult.size());
+  if (N == 0) fail("engine", "{}: requantization with no multipliers", what);
+  m.resize(N);
+  c.resize(N);
+  t.resize(N);
+  for (int64_t n = 0; n < N; ++n) {
+    const Mult& u = mult[n];
+    if (u.shift < 0 || u.shift > 62 || u.mult < 0)
+      fail("engine", "{}: channel {}: requantization multiplier {} 2^-{} out of range", what, n, u.mult, u.shift);
+    m[n] = u.mult;
+    t[n] = u.shift;
+    // beta 2^t is exact in double (a power-of-two scaling); adding 2^(t-1) (1/2 step) and
+    // flooring is exact while the sum stays below 2^53, and beyond only loses bits far below one
+    // output step (2^-t).
+    const double b = std::ldexp(beta ? beta[n] : 0.0, u.shift) + std::ldexp(0.5, u.shift);
+    if (!std::isfinite(b) || std::fabs(b) >= 2305843009213693952.0)  // 2^61
+      fail("engine", "{}: channel {}: bias {} output steps is too large for the requantization", what, n,
+           beta ? beta[n] : 0.0);
+    c[n] = static_cast<int64_t>(std::floor(b));
+  }
+  build_groups();
+}
+
+void Requant::build_groups() {
   const int64_t G = N == 1 ? 1 : (N + 7) / 8;
   groups.assign(static_cast<size_t>(G), Group{});
   for (int64_t g = 0; g < G; ++g)

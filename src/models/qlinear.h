@@ -3,7 +3,11 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
+#include "qvit/error.h"
+#include "qvit/qkernels.h"
+#include "quant/observer_impl.h"
 #include "qvit/kernels.h"
 #include "qvit/quant_session.h"
 #include "qvit/tensor.h"
@@ -14,16 +18,36 @@ struct QLinear {
   std::string name;  // e.g. "blocks.0.attn.qkv"; the weight's quantization point is NAME.weight
   Tensor weight, bias;
   LinearF32 op;
+  // While simulating, with `codes` true: the weight's integer codes (int8, packed) and their
+  // per-row scales, for the exact simulation (models/sim_exact.h).
+  QWeight codes;
+  std::vector<float> code_scale;
 
   // Builds `op` from the original weight, or from a fake-quantized copy while `q` simulates.
-  void prepare(QuantSession* q) {
+  void prepare(QuantSession* q, bool with_codes = false) {
+    codes = QWeight();
+    code_scale.clear();
     if (!q || q->mode() != QuantMode::simulate) {
       op = LinearF32(weight, bias);
       return;
     }
+    const int64_t N = weight.dim(0), K = weight.numel() / weight.dim(0);
     Tensor w = weight.clone();
-    q->weight(name + ".weight", w.f32(), w.dim(0), w.numel() / w.dim(0));
+    q->weight(name + ".weight", w.f32(), N, K);
     op = LinearF32(w, bias);
+    if (!with_codes) return;
+    const QuantParams& p = q->params(name + ".weight");
+    if (!p.bits.is_signed || p.bits.bits > 8)
+      fail("quant", "exact simulation: weight '{}' uses {}, expected int2..int8", name, p.bits.name());
+    std::vector<int8_t> c(static_cast<size_t>(N * K));
+    const float lo = float(p.bits.qmin()), hi = float(p.bits.qmax());
+    for (int64_t n = 0; n < N; ++n) {
+      const float s = p.scale.size() == 1 ? p.scale[0] : p.scale[n];
+      code_scale.push_back(s);
+      for (int64_t k = 0; k < K; ++k)
+        c[n * K + k] = static_cast<int8_t>(quant_detail::quant_code(weight.f32()[n * K + k], s, 0.0f, lo, hi));
+    }
+    codes = QWeight::pack(c.data(), N, K);
   }
 };
 

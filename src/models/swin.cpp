@@ -331,7 +331,7 @@ class SwinModel final : public Model {
       return it->second;
     };
     auto linear = [&](const std::string& n, bool has_bias) {
-      return QLinear{n, get(n + ".weight"), has_bias ? get(n + ".bias") : Tensor(), {}};
+      return QLinear{n, get(n + ".weight"), has_bias ? get(n + ".bias") : Tensor(), {}, {}, {}};
     };
     auto norm = [&](const std::string& n) { return Norm{n, get(n + ".weight"), get(n + ".bias")}; };
     const int64_t C0 = cfg.dim, P = cfg.patch;
@@ -339,7 +339,7 @@ class SwinModel final : public Model {
         QLinear{"patch_embed.proj",
                 get("patch_embed.proj.weight").reshaped({C0, int64_t(cfg.in_chans) * P * P}),
                 get("patch_embed.proj.bias"),
-                {}};
+                {}, {}, {}};
     patch_norm_ = norm("patch_embed.norm");
     for (int i = 0; i < num_stages(cfg); ++i) {
       Stage st;

@@ -89,6 +89,11 @@ QuantParams* QuantSession::find(const std::string& name) {
 
 void QuantSession::point(const std::string& name, QPointRole role, float* x, int64_t rows,
                          int64_t C) {
+  point(name, role, x, rows, C, nullptr);
+}
+
+void QuantSession::point(const std::string& name, QPointRole role, float* x, int64_t rows,
+                         int64_t C, const double* exact) {
   if (mode_ == QuantMode::off) return;
   if (role == QPointRole::softmax && cfg_.lis) return;  // LIS quantizes the softmax itself
   if (mode_ == QuantMode::calibrate) {
@@ -119,7 +124,10 @@ void QuantSession::point(const std::string& name, QPointRole role, float* x, int
     fail("quant", "point '{}' has {} channel scales but the tensor has {} channels", name,
          q.scale.size(), C);
   if (stats_hook_) stats_before_.assign(x, x + rows * C);
-  fake_quant(x, rows, C, q);
+  if (exact && q.kind != QuantKind::log2)
+    fake_quant_exact(exact, x, rows, C, q);
+  else
+    fake_quant(x, rows, C, q);
   if (hook_) hook_(name, x, rows, C);
   if (stats_hook_) stats_hook_(name, role, stats_before_.data(), x, rows, C);
 }

@@ -110,6 +110,28 @@ void fake_quant(float* x, int64_t rows, int64_t C, const QuantParams& p) {
   });
 }
 
+void fake_quant_exact(const double* y, float* x, int64_t rows, int64_t C, const QuantParams& p) {
+  if (rows < 0 || C <= 0) fail("quant", "fake_quant_exact: bad shape rows={} C={}", rows, C);
+  if (p.kind == QuantKind::none) {
+    for (int64_t i = 0; i < rows * C; ++i) x[i] = static_cast<float>(y[i]);
+    return;
+  }
+  if (p.kind == QuantKind::log2) fail("quant", "fake_quant_exact: log2 quantizer");
+  check_params(p, C, "fake_quant_exact");
+  const double qmin = p.bits.qmin(), qmax = p.bits.qmax();
+  parallel_for(rows, row_grain(C), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r)
+      for (int64_t c = 0; c < C; ++c) {
+        const float s = p.scale.size() == 1 ? p.scale[0] : p.scale[c];
+        const float z = p.zero_point.size() == 1 ? p.zero_point[0] : p.zero_point[c];
+        double v = y[r * C + c] / double(s) + double(z);
+        v = std::nearbyint(std::clamp(v, qmin - 1.0, qmax + 1.0));  // half to even
+        v = std::clamp(v, qmin, qmax);
+        x[r * C + c] = (static_cast<float>(v) - z) * s;  // as fake_quant_one
+      }
+  });
+}
+
 QuantParams weight_params_per_channel(const float* w, int64_t N, int64_t K, BitType bits) {
   if (N <= 0 || K <= 0) fail("quant", "weight_params_per_channel: bad shape N={} K={}", N, K);
   std::vector<float> mn(static_cast<size_t>(N)), mx(static_cast<size_t>(N));
