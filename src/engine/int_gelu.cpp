@@ -2,7 +2,7 @@
 // table is built once per layer with the reference (scalar) GELU, so the result does not depend on
 // the kernel path; at run time GELU is integer (requantize, clamp, look up) except in the ~1/64 of
 // cells where the output code changes inside the cell: there the float input is rebuilt and GELU
-// computed exactly (the simulation's value up to the float rounding of fc1's output).
+// computed exactly from the float input the simulation uses (IntLinear::real), so the code is its.
 #include <algorithm>
 #include <cmath>
 

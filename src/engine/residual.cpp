@@ -1,8 +1,9 @@
 // Residual add with requantization to the next quantizer (the PTF input of the next LayerNorm):
 //   y_c = clamp(floor(((a - za) ma_c + (b - zb) mb_c + 2^(k-1)) / 2^k) + zo)
 // with ma_c = round(sa_c / so_c 2^k), mb_c = round(sb_c / so_c 2^k) (int32) and one k per add,
-// the largest with every multiplier below 2^30 (k <= 40). The simulation computes the same sum in
-// float32 and rounds half to even: results differ only within ~2^-20 of a rounding boundary.
+// the largest with every multiplier below 2^30 (k <= 40). The simulation computes the same sum from
+// the codes in double and rounds half to even (models/sim_exact.cpp): results can differ only
+// within ~255 2^-29 of a rounding boundary (the multipliers' rounding), where ties also lie.
 #include <algorithm>
 #include <cmath>
 
