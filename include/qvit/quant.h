@@ -69,6 +69,10 @@ QuantParams uniform_params(const std::vector<float>& min, const std::vector<floa
 QuantParams weight_params_per_channel(const float* w, int64_t N, int64_t K, BitType bits);
 // Fake-quantizes a weight [N, K] in place with per-row params.
 void fake_quant_weight(float* w, int64_t N, int64_t K, const QuantParams& p);
+// The integer codes of that quantizer, q[n, k] = clamp(round(w / s_n)), for signed (symmetric)
+// params of int2..int8 (else "[quant]" error): the integer model's weights and the exact
+// simulation's. `who` names the weight in errors.
+void weight_codes(const float* w, int64_t N, int64_t K, const QuantParams& p, int8_t* q, const std::string& who);
 
 enum class ObserverKind : uint8_t { minmax, ema, percentile, omse, ptf };
 ObserverKind parse_observer_kind(const std::string& s);  // "minmax" | "ema" | "percentile" | "omse" | "ptf"

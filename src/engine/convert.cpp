@@ -76,12 +76,9 @@ struct Converter {
       fail("engine", "{}: weights use {}; the integer engine needs int2..int8", label, bits.name());
     const float sa = act(in, QuantKind::uniform).scale[0];
     Tensor q({N, K}, DType::i8), ws({N}, DType::f32);
+    weight_codes(w.f32(), N, K, own, q.data<int8_t>(), wn);
     for (int64_t n = 0; n < N; ++n) {
-      const float s = own.scale[n];
-      ws.f32()[n] = s;
-      for (int64_t k = 0; k < K; ++k)
-        q.data<int8_t>()[n * K + k] = static_cast<int8_t>(
-            quant_detail::quant_code(w.f32()[n * K + k], s, 0.0f, float(bits.qmin()), float(bits.qmax())));
+      ws.f32()[n] = own.scale[n];
       if (!std::isfinite(bias.f32()[n]))
         fail("engine", "{}: bias of '{}' channel {} is not finite", label, name, n);
     }

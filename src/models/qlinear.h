@@ -5,9 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "qvit/error.h"
 #include "qvit/qkernels.h"
-#include "quant/observer_impl.h"
 #include "qvit/kernels.h"
 #include "qvit/quant_session.h"
 #include "qvit/tensor.h"
@@ -37,16 +35,9 @@ struct QLinear {
     op = LinearF32(w, bias);
     if (!with_codes) return;
     const QuantParams& p = q->params(name + ".weight");
-    if (!p.bits.is_signed || p.bits.bits > 8)
-      fail("quant", "exact simulation: weight '{}' uses {}, expected int2..int8", name, p.bits.name());
     std::vector<int8_t> c(static_cast<size_t>(N * K));
-    const float lo = float(p.bits.qmin()), hi = float(p.bits.qmax());
-    for (int64_t n = 0; n < N; ++n) {
-      const float s = p.scale.size() == 1 ? p.scale[0] : p.scale[n];
-      code_scale.push_back(s);
-      for (int64_t k = 0; k < K; ++k)
-        c[n * K + k] = static_cast<int8_t>(quant_detail::quant_code(weight.f32()[n * K + k], s, 0.0f, lo, hi));
-    }
+    weight_codes(weight.f32(), N, K, p, c.data(), name + ".weight");
+    for (int64_t n = 0; n < N; ++n) code_scale.push_back(p.scale.size() == 1 ? p.scale[0] : p.scale[n]);
     codes = QWeight::pack(c.data(), N, K);
   }
 };

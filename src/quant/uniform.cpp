@@ -132,6 +132,18 @@ void fake_quant_exact(const double* y, float* x, int64_t rows, int64_t C, const 
   });
 }
 
+void weight_codes(const float* w, int64_t N, int64_t K, const QuantParams& p, int8_t* q, const std::string& who) {
+  if (!p.bits.is_signed || p.bits.bits > 8)
+    fail("quant", "weight '{}' uses {}, integer codes need int2..int8", who, p.bits.name());
+  check_params(p, N, "weight_codes");
+  const float lo = static_cast<float>(p.bits.qmin()), hi = static_cast<float>(p.bits.qmax());
+  for (int64_t n = 0; n < N; ++n) {
+    const float s = p.scale.size() == 1 ? p.scale[0] : p.scale[n];
+    for (int64_t k = 0; k < K; ++k)
+      q[n * K + k] = static_cast<int8_t>(quant_detail::quant_code(w[n * K + k], s, 0.0f, lo, hi));
+  }
+}
+
 QuantParams weight_params_per_channel(const float* w, int64_t N, int64_t K, BitType bits) {
   if (N <= 0 || K <= 0) fail("quant", "weight_params_per_channel: bad shape N={} K={}", N, K);
   std::vector<float> mn(static_cast<size_t>(N)), mx(static_cast<size_t>(N));
