@@ -6,9 +6,12 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 
+#include "apq/qsim.h"
 #include "golden.h"
+#include "qvit/apq_metric.h"
 #include "qvit/apq.h"
 #include "qvit/error.h"
 #include "qvit/grad.h"
@@ -281,6 +284,66 @@ TEST(ApqSearch, DefaultsFollowActivationBits) {
   EXPECT_EQ(c.wbits, 3);
   EXPECT_EQ(c.abits, 7);
   EXPECT_EQ(c.metric, apq::MetricKind::bbc);
+}
+
+
+// A refinement pass (ApqConfig::refine) is coordinate descent on each block's BBC score with every
+// quantizer of the block on: the current value is always one of the candidates, so the score of
+// the fully quantized block (recomputed here from the FP block input) never goes down, with the
+// windowed search (default) and with the whole grid; and on this model some parameters move.
+TEST(ApqSearch, RefinementNeverLowersTheBlockScore) {
+  using namespace apq::detail;
+  Tiny t;
+  apq::ApqConfig c = small_grid(apq::Method::apq, 3);  // (at 4 bits this model's first pass is already optimal)
+  c.stride = 4;
+  const apq::ApqParams p0 = apq::calibrate(t.cfg, t.w, t.x, {}, c);
+  std::vector<std::string> names;
+  for (int i = 0; i < t.cfg.depth; ++i) names.push_back("blocks." + std::to_string(i));
+  const WeightMap g = output_gradients(t.cfg, t.w, t.x, names);
+  const Dims d = vit_dims(t.cfg, t.x.dim(0));
+  BlockState F, Q;
+  Scratch sc;
+  F.allocate(d), Q.allocate(d), sc.allocate(d);
+  for (int window : {4, 0}) {
+    c.refine = 1;
+    c.refine_window = window;
+    const apq::ApqParams p1 = apq::calibrate(t.cfg, t.w, t.x, {}, c);
+    Tensor patches({d.B * d.np, d.patch_k}), emb({d.B * d.np, d.D}), x({d.R(), d.D});
+    im2patch_f32(t.x.f32(), patches.f32(), d.B, 3, 32, 32, 8);
+    linear_nt(patches.f32(), t.w.at("patch_embed.proj.weight").f32(), t.w.at("patch_embed.proj.bias").f32(),
+              emb.f32(), d.B * d.np, d.D, d.patch_k);
+    embed(d, t.w, emb.f32(), x.f32());
+    int moved = 0;
+    for (int i = 0; i < t.cfg.depth; ++i) {
+      const BlockWeights bw = block_weights(t.w, i);
+      F.x_in = x.f32();
+      run_stages(c, d, bw, BlockQuant{}, F, sc, kQkv);
+      double score[2];
+      for (int r = 0; r < 2; ++r) {
+        const apq::ApqParams& p = r == 0 ? p0 : p1;
+        BlockQuant q;
+        for (int k = 0; k < kStages; ++k) {
+          const std::string n = names[i] + "." + kStageNames[k];
+          q.p[k] = &p.layers.at(n);
+          const apq::LayerParams &a = p0.layers.at(n), &b = p1.layers.at(n);
+          if (r == 1)
+            moved += a.w != b.w || a.a != b.a || a.b != b.b || a.mpq.step != b.mpq.step || a.mpq.kind != b.mpq.kind;
+        }
+        Q.x_in = x.f32();
+        run_stages(c, d, bw, q, Q, sc, kQkv);
+        score[r] = apq::metric_bbc(F.x_out.f32(), Q.x_out.f32(), g.at(names[i]).f32(),
+                                   static_cast<size_t>(d.R() * d.D), c.keep, c.rank);
+      }
+      EXPECT_GE(score[1], score[0] - 1e-12 * std::fabs(score[0])) << "block " << i << " window " << window;
+      std::memcpy(x.f32(), F.x_out.f32(), x.nbytes());
+    }
+    EXPECT_GT(moved, 0) << "window " << window;
+  }
+  c.refine_window = c.grid + 1;
+  EXPECT_THROW(c.validate(), Error);
+  c.refine_window = 4;
+  c.refine = -1;
+  EXPECT_THROW(c.validate(), Error);
 }
 
 }  // namespace

@@ -1,6 +1,8 @@
 // PTQ4ViT / APQ-ViT quantizers against hand-computed values (arithmetic in qvit/apq_quant.h).
 #include <gtest/gtest.h>
 
+#include <cstring>
+
 #include <string>
 #include <vector>
 
@@ -96,6 +98,30 @@ TEST(ApqQuant, TwinGelu) {
   EXPECT_FLOAT_EQ(quant_twin_gelu(0.0f, 4, 0.5f), 0.0f);
   std::vector<float> v = {1.0f};
   EXPECT_THROW(quant_twin_gelu_inplace(v.data(), 1, 4, 0.0f), Error);
+}
+
+// round_half_even (the quantizers' inline rounding) is bit for bit std::nearbyint: halves, the
+// edges of its fast range (2^22), large and tiny values, signed zeros, infinities and NaN, and a
+// sweep of random floats over many binades.
+TEST(ApqQuant, RoundHalfEvenIsNearbyint) {
+  std::vector<float> v = {0.0f, -0.0f, 0.5f, -0.5f, 1.5f, -1.5f, 2.5f, -2.5f, 0.49999997f, -0.3f, 1e-40f, -1e-40f,
+                          0x1p22f - 0.5f, 0x1p22f, 0x1p22f + 0.5f, -(0x1p22f + 0.5f), 0x1p23f - 0.5f, 0x1p23f + 1.0f,
+                          -0x1p23f + 0.5f, 3e38f, -3e38f, INFINITY, -INFINITY};
+  for (int k = -1000; k <= 1000; ++k) v.push_back(float(k) + 0.5f);
+  uint32_t state = 12345;
+  for (int i = 0; i < 200000; ++i) {
+    state = state * 1664525u + 1013904223u;
+    const int e = static_cast<int>(state >> 27) - 8;  // 2^-8 .. 2^23
+    const float m = static_cast<float>(state & 0xffffff) / float(1 << 24);
+    v.push_back(std::ldexp(1.0f + m, e) * ((state >> 26) & 1 ? -1.0f : 1.0f));
+  }
+  for (float x : v) {
+    const float want = std::nearbyint(x), got = apq::round_half_even(x);
+    uint32_t a, b;
+    std::memcpy(&a, &want, 4), std::memcpy(&b, &got, 4);
+    ASSERT_EQ(a, b) << x;
+  }
+  EXPECT_TRUE(std::isnan(apq::round_half_even(NAN)));
 }
 
 }  // namespace

@@ -14,6 +14,8 @@
 //       x < 0 -> clamp(round(x/d_neg), -2^(k-1), 0) * d_neg;  x >= 0 -> clamp(round(x/d_pos), 0, 2^(k-1)-1) * d_pos
 #pragma once
 
+#include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <string_view>
 #include <vector>
@@ -23,8 +25,21 @@ namespace qvit::apq {
 // Throws "[apq] --<what> must be an integer in 2..8, got <bits>" unless 2 <= bits <= 8.
 int check_bits(int bits, std::string_view what);
 
+// round half to even, bit for bit std::nearbyint in the default rounding mode (sign of zero
+// included), inline and without libm's call: for |v| < 2^22, v + 1.5*2^23 lands in [2^23, 2^24)
+// where floats are the integers, so the addition rounds v to an integer (half to even) and the
+// subtraction is exact; larger values take nearbyint. Needs float arithmetic exactly as written
+// (no -ffast-math; FLT_EVAL_METHOD 0, as on x86-64).
+inline float round_half_even(float v) {
+  if (!(std::fabs(v) < 0x1p22f)) return std::nearbyint(v);
+  return std::copysign((v + 0x1.8p23f) - 0x1.8p23f, v);
+}
+
 // Symmetric signed uniform quantizer.
-float quant_sym(float x, float interval, int bits);
+inline float quant_sym(float x, float interval, int bits) {
+  const float qmax = static_cast<float>(1 << (bits - 1));
+  return std::clamp(round_half_even(x / interval), -qmax, qmax - 1.0f) * interval;
+}
 float initial_interval(float absmax, int bits);
 void quant_sym_inplace(float* x, size_t n, float interval, int bits);
 // Weight W[rows, cols] (row = output channel) with intervals.size() equal row groups:
@@ -37,8 +52,15 @@ float quant_twin_softmax(float x, int bits, int split_exp, TwinSoftmaxMode mode)
 void quant_twin_softmax_inplace(float* x, size_t n, int bits, int split_exp, TwinSoftmaxMode mode);
 
 constexpr float kGeluNegRange = 0.16997f;
-float gelu_neg_interval(int bits);
-float quant_twin_gelu(float x, int bits, float pos_interval);
+inline float gelu_neg_interval(int bits) { return kGeluNegRange / static_cast<float>(1 << (bits - 1)); }
+inline float quant_twin_gelu(float x, int bits, float pos_interval) {
+  const float qmax = static_cast<float>(1 << (bits - 1));
+  if (x < 0.0f) {
+    const float dn = gelu_neg_interval(bits);
+    return std::clamp(round_half_even(x / dn), -qmax, 0.0f) * dn;
+  }
+  return std::clamp(round_half_even(x / pos_interval), 0.0f, qmax - 1.0f) * pos_interval;
+}
 void quant_twin_gelu_inplace(float* x, size_t n, int bits, float pos_interval);
 
 }  // namespace qvit::apq

@@ -4,7 +4,8 @@
 // For every layer, in forward order (patch embedding, blocks, head):
 //   * initial intervals: absmax / (2^(k-1) - 0.5) of the weight (per group) and of the input;
 //   * `rounds` rounds of: search the weight intervals (Linear) or operand A (matmul) with the
-//     other operand fixed, then the input (Linear) or operand B (matmul);
+//     other operand fixed, then the input (Linear) or operand B (matmul); a round that changes
+//     nothing ends the search early (the next would repeat it);
 //   * a search tries the candidates (alpha + i (beta - alpha) / grid) x initial interval,
 //     i = 0 .. grid-1 (every `stride`-th first, then the neighbours of the best), and keeps the
 //     one with the highest score (ties: the first tried);
@@ -18,6 +19,11 @@
 // Post-softmax: uniform (interval grid), twin (split 2^-e, e = 0..19), mpq (uniform steps
 // factor x max/(2^k-1) plus the log2 quantizer, scored by the metric, or mpq_search's x^gamma
 // objective with mpq_select = weighted).
+// Refinement (bbc, `refine` = N > 0): after a block's first pass, N more passes search its six
+// quantizers again in order, one round each, starting from the current values, with all the
+// block's other quantizers on (the later ones included, float in the first pass). The current
+// value is always a candidate, so no step lowers the block score (coordinate descent);
+// `refine_window` W > 0 restricts a refinement search to the grid within +-W of the current value.
 // Gradients g = dL/dY come from output_gradients (CE with pseudo-labels or labels).
 #include <algorithm>
 #include <chrono>
@@ -56,8 +62,10 @@ float maxval(const float* x, int64_t n) {
 
 // Candidate search over indices 0..n-1: every stride-th, then the neighbours (within stride) of
 // each group's best, plus `always` (visited once). eval(i, scores) fills one score per group.
+// With center >= 0 (a refinement pass): `always` first, then only center-window .. center+window.
 std::vector<int> search(int n, int stride, int groups, const std::vector<int>& always,
-                        const std::function<void(int, std::vector<double>&)>& eval) {
+                        const std::function<void(int, std::vector<double>&)>& eval, int center = -1,
+                        int window = 0) {
   std::vector<double> best(static_cast<size_t>(groups), kNegInf), sc(static_cast<size_t>(groups));
   std::vector<int> arg(static_cast<size_t>(groups), -1);
   std::vector<char> done(static_cast<size_t>(n), 0);
@@ -68,6 +76,12 @@ std::vector<int> search(int n, int stride, int groups, const std::vector<int>& a
     for (int g = 0; g < groups; ++g)
       if (!std::isnan(sc[g]) && (arg[g] < 0 || sc[g] > best[g])) best[g] = sc[g], arg[g] = i;
   };
+  if (center >= 0) {
+    for (int i : always) visit(i);
+    for (int i = center - window; i <= center + window; ++i) visit(i);
+    for (int& a : arg) a = std::max(a, 0);
+    return arg;
+  }
   for (int i = 0; i < n; i += stride) visit(i);
   for (int i : always) visit(i);
   if (stride > 1) {
@@ -134,7 +148,9 @@ class Calibrator {
     out_.config = c_;
     compute_gradients();
     total_ = layer_names(m_).size();
+    if (c_.metric == MetricKind::bbc) total_ += static_cast<size_t>(c_.refine * m_.depth * kStages);
     F_.allocate(d_), U_.allocate(d_), C_.allocate(d_), sc_.allocate(d_);
+    if (c_.refine > 0 && c_.metric == MetricKind::bbc) sd_.allocate(d_);
 
     // ---- patch embedding (weights only; the image is not quantized) ----
     const int64_t rows = d_.B * d_.np;
@@ -170,6 +186,23 @@ class Calibrator {
         run_stages(c_, d_, bw, up, U_, sc_, kQkv, k - 1);
         C_.copy_from(U_);
         search_stage(i, k, bw);
+      }
+      // Refinement passes: every stage searched again with all the block's other quantizers
+      // calibrated, the later ones included (the first pass had them float).
+      for (int pass = 0; pass < c_.refine && c_.metric == MetricKind::bbc; ++pass) {
+        refining_ = true;
+        for (int k = 0; k < kStages; ++k) {
+          BlockQuant up;
+          for (int j = 0; j < k; ++j) up.p[j] = &out_.layers.at(bn + "." + kStageNames[j]);
+          for (int j = k + 1; j < kStages; ++j) down_.p[j] = &out_.layers.at(bn + "." + kStageNames[j]);
+          down_.p[k] = nullptr;
+          U_.x_in = in;
+          run_stages(c_, d_, bw, up, U_, sc_, kQkv, k - 1);
+          C_.copy_from(U_);
+          search_stage(i, k, bw);
+        }
+        refining_ = false;
+        down_ = BlockQuant{};
       }
       BlockQuant all;
       for (int k = 0; k < kStages; ++k) all.p[k] = &out_.layers.at(bn + "." + kStageNames[k]);
@@ -244,7 +277,8 @@ class Calibrator {
     const bool sub = c_.scope == BlockScope::subblock && stage <= kProj;
     const int last = sub ? kProj : kFc2;
     stage_post(d_, *bw, C_, stage);
-    if (stage < last) run_stages(c_, d_, *bw, BlockQuant{}, C_, sc_, stage + 1, last);
+    // (own scratch: the searches keep quantized operands in sc_ across candidates)
+    if (stage < last) run_stages(c_, d_, *bw, down_, C_, sd_, stage + 1, last);
     const std::string bn = "blocks." + std::to_string(block);
     const float* o = sub ? F_.x_mid.f32() : F_.x_out.f32();
     const float* q = sub ? C_.x_mid.f32() : C_.x_out.f32();
@@ -264,6 +298,7 @@ class Calibrator {
                      : initial_interval(twin_gelu ? maxval(j.x, j.M * j.K) : absmax(j.x, j.M * j.K), ab);
     p.w = w0;
     p.a = a0;
+    if (refining_) p = out_.layers.at(j.name);  // refinement: start from the first pass's result
     // Groups chosen independently where the score separates over output columns (layer metrics;
     // under bbc the patch embedding and head, scored per group with the layer Hessian metric);
     // under bbc inside a block: one group at a time with the others fixed (qkv's three), or one
@@ -273,7 +308,8 @@ class Calibrator {
     const bool coordinate = block_bbc && G > 1 && G <= 3;
     std::vector<float> iv(static_cast<size_t>(G));
     Tensor xq_keep({j.M * j.K});
-    for (int r = 0; r < c_.rounds; ++r) {
+    for (int r = 0; r < rounds(); ++r) {
+      const LayerParams before = p;
       // weights, input fixed
       const float* xq = j.x;
       if (!j.weights_only) {
@@ -283,43 +319,47 @@ class Calibrator {
       std::vector<int> best;
       if (coordinate) {
         for (int cg = 0; cg < G; ++cg) {
-          best = search(c_.grid, c_.stride, 1, {}, [&](int i, std::vector<double>& s) {
+          best = search(n_cand(), c_.stride, 1, current(), [&](int i, std::vector<double>& s) {
             iv = p.w;
-            iv[cg] = w0[cg] * factor(c_, i);
+            iv[cg] = pick(p.w[cg], w0[cg], i);
             fq_weight(j.w, sc_.wq.f32(), j.N, j.K, iv, wb);
             linear_nt(xq, sc_.wq.f32(), j.b, j.y, j.M, j.N, j.K);
             score(block, j.stage, j.y, j.target, j.g, j.M, j.N, 1, bw, s);
-          });
-          p.w[cg] = w0[cg] * factor(c_, best[0]);
+          }, center(p.w[cg], w0[cg]), c_.refine_window);
+          p.w[cg] = pick(p.w[cg], w0[cg], best[0]);
         }
       } else {
-        best = search(c_.grid, c_.stride, sg, {}, [&](int i, std::vector<double>& s) {
-          for (int gi = 0; gi < G; ++gi) iv[gi] = w0[gi] * factor(c_, i);
+        best = search(n_cand(), c_.stride, sg, current(), [&](int i, std::vector<double>& s) {
+          for (int gi = 0; gi < G; ++gi) iv[gi] = pick(p.w[gi], w0[gi], i);
           fq_weight(j.w, sc_.wq.f32(), j.N, j.K, iv, wb);
           linear_nt(xq, sc_.wq.f32(), j.b, j.y, j.M, j.N, j.K);
           score(block, j.stage, j.y, j.target, j.g, j.M, j.N, sg, bw, s);
-        });
-        for (int gi = 0; gi < G; ++gi) p.w[gi] = w0[gi] * factor(c_, best[sg == 1 ? 0 : gi]);
+        }, sg == 1 ? center(p.w[0], w0[0]) : -1, c_.refine_window);
+        for (int gi = 0; gi < G; ++gi) p.w[gi] = pick(p.w[gi], w0[gi], best[sg == 1 ? 0 : gi]);
       }
-      if (j.weights_only) continue;
+      if (j.weights_only) {
+        if (same(p, before)) break;
+        continue;
+      }
       // input, weights fixed
       Tensor wq_keep({j.N * j.K});
       fq_weight(j.w, wq_keep.f32(), j.N, j.K, p.w, wb);
-      best = search(c_.grid, c_.stride, 1, {}, [&](int i, std::vector<double>& s) {
+      best = search(n_cand(), c_.stride, 1, current(), [&](int i, std::vector<double>& s) {
         LayerParams cand = p;
-        cand.a = a0 * factor(c_, i);
+        cand.a = pick(p.a, a0, i);
         fq_linear_input(c_, j.gelu_input, cand, j.x, sc_.xq.f32(), j.M * j.K);
         linear_nt(sc_.xq.f32(), wq_keep.f32(), j.b, j.y, j.M, j.N, j.K);
         score(block, j.stage, j.y, j.target, j.g, j.M, j.N, 1, bw, s);
-      });
-      p.a = a0 * factor(c_, best[0]);
+      }, center(p.a, a0), c_.refine_window);
+      p.a = pick(p.a, a0, best[0]);
+      if (same(p, before)) break;
     }
     finish(j.name, std::move(p));
   }
 
   void finish(const std::string& name, LayerParams p) {
     out_.layers[name] = std::move(p);
-    if (pr_.on_layer) pr_.on_layer(out_.layers.size(), total_, name);
+    if (pr_.on_layer) pr_.on_layer(++searched_, total_, name);
   }
 
   void search_stage(int block, int k, const BlockWeights& bw) {
@@ -364,19 +404,23 @@ class Calibrator {
     LayerParams p;
     const float a0 = initial_interval(std::max(mq, 1e-8f), ab), b0 = initial_interval(std::max(mk, 1e-8f), ab);
     p.a = a0, p.b = b0;
+    if (refining_) p = out_.layers.at(name);
     float* qq = sc_.qkvq.f32();
-    for (int r = 0; r < c_.rounds; ++r) {
+    for (int r = 0; r < rounds(); ++r) {
+      const LayerParams before = p;
       for (int operand = 0; operand < 2; ++operand) {
         std::memcpy(qq, U_.qkv.f32(), U_.qkv.nbytes());
         quant_qkv_part(U_.qkv.f32(), qq, d_, 1 - operand, operand == 0 ? p.b : p.a, ab);
         const float base = operand == 0 ? a0 : b0;
-        auto best = search(c_.grid, c_.stride, 1, {}, [&](int i, std::vector<double>& s) {
-          quant_qkv_part(U_.qkv.f32(), qq, d_, operand, base * factor(c_, i), ab);
+        float& cur = operand == 0 ? p.a : p.b;
+        auto best = search(n_cand(), c_.stride, 1, current(), [&](int i, std::vector<double>& s) {
+          quant_qkv_part(U_.qkv.f32(), qq, d_, operand, pick(cur, base, i), ab);
           attention_scores_f32(qq, C_.scores.f32(), d_.B, d_.T, d_.H, d_.Dh, d_.scale);
           score(block, kMatmul1, C_.scores.f32(), F_.scores.f32(), g, n / d_.T, d_.T, 1, &bw, s);
-        });
-        (operand == 0 ? p.a : p.b) = base * factor(c_, best[0]);
+        }, center(cur, base), c_.refine_window);
+        cur = pick(cur, base, best[0]);
       }
+      if (same(p, before)) break;
     }
     finish(name, std::move(p));
   }
@@ -402,44 +446,76 @@ class Calibrator {
     if (c_.softmax == SoftmaxQuant::mpq && c_.mpq_select == MpqSelect::weighted)
       p.mpq = mpq_search(U_.probs.f32(), static_cast<size_t>(np), ab,
                          MpqSearch{MpqKind::best, c_.mpq_gamma, c_.alpha, c_.beta, c_.grid});
+    if (refining_) p = out_.layers.at(name);
     float* qq = sc_.qkvq.f32();
     float* pq = sc_.pq.f32();
     auto run = [&](const float* probs, const float* qkv, std::vector<double>& s) {
       attention_context_f32(probs, qkv, C_.ctx.f32(), d_.B, d_.T, d_.H, d_.Dh);
       score(block, kMatmul2, C_.ctx.f32(), F_.ctx.f32(), g, R, D, 1, &bw, s);
     };
-    for (int r = 0; r < c_.rounds; ++r) {
+    for (int r = 0; r < rounds(); ++r) {
+      const LayerParams before = p;
       // A: the softmax quantizer, v fixed
       std::memcpy(qq, U_.qkv.f32(), U_.qkv.nbytes());
       quant_qkv_part(U_.qkv.f32(), qq, d_, 2, p.b, ab);
       auto cand = [&](int i) {
         LayerParams c = p;
-        if (c_.softmax == SoftmaxQuant::uniform) c.a = a0 * factor(c_, i);
+        if (c_.softmax == SoftmaxQuant::uniform) c.a = pick(p.a, a0, i);
         else if (c_.softmax == SoftmaxQuant::twin) c.split_exp = i;
+        else if (i == c_.grid + 1) c.mpq = p.mpq;  // refinement: the current parameters
         else c.mpq = i == c_.grid ? MpqParams{MpqKind::log2, 0.0f} : MpqParams{MpqKind::uniform, step0 * factor(c_, i)};
         return c;
       };
       if (!(c_.softmax == SoftmaxQuant::mpq && c_.mpq_select == MpqSelect::weighted)) {
         const bool twin = c_.softmax == SoftmaxQuant::twin;
-        const int n = twin ? 20 : c_.grid + (c_.softmax == SoftmaxQuant::mpq ? 1 : 0);
-        std::vector<int> always;
-        if (c_.softmax == SoftmaxQuant::mpq) always.push_back(c_.grid);
+        const bool mpq = c_.softmax == SoftmaxQuant::mpq;
+        const int n = twin ? 20 : mpq ? c_.grid + 1 + (refining_ ? 1 : 0) : n_cand();
+        std::vector<int> always = current();  // (twin: every split is tried, the current one too)
+        if (mpq) {
+          always.clear();
+          always.push_back(c_.grid);
+          if (refining_) always.push_back(c_.grid + 1);
+        }
         auto best = search(n, twin ? 1 : c_.stride, 1, always, [&](int i, std::vector<double>& s) {
           fq_softmax(c_, cand(i), U_.probs.f32(), pq, np);
           run(pq, qq, s);
-        });
+        }, twin ? -1 : mpq ? (p.mpq.kind == MpqKind::uniform ? center(p.mpq.step, step0) : -1) : center(p.a, a0),
+           c_.refine_window);
         p = cand(best[0]);
       }
       // B: v, softmax quantizer fixed
       fq_softmax(c_, p, U_.probs.f32(), pq, np);
       std::memcpy(qq, U_.qkv.f32(), U_.qkv.nbytes());
-      auto best = search(c_.grid, c_.stride, 1, {}, [&](int i, std::vector<double>& s) {
-        quant_qkv_part(U_.qkv.f32(), qq, d_, 2, b0 * factor(c_, i), ab);
+      auto best = search(n_cand(), c_.stride, 1, current(), [&](int i, std::vector<double>& s) {
+        quant_qkv_part(U_.qkv.f32(), qq, d_, 2, pick(p.b, b0, i), ab);
         run(pq, qq, s);
-      });
-      p.b = b0 * factor(c_, best[0]);
+      }, center(p.b, b0), c_.refine_window);
+      p.b = pick(p.b, b0, best[0]);
+      if (same(p, before)) break;
     }
     finish(name, std::move(p));
+  }
+
+  // Rounds of the current search: `rounds` in the first pass, one in a refinement pass. A round
+  // is a deterministic function of the parameters it starts from, so a round that changes
+  // nothing ends the search (the remaining rounds would repeat it): same result, less time.
+  int rounds() const { return refining_ ? 1 : c_.rounds; }
+  static bool same(const LayerParams& x, const LayerParams& y) {
+    return x.w == y.w && x.a == y.a && x.b == y.b && x.split_exp == y.split_exp && x.mpq.kind == y.mpq.kind &&
+           x.mpq.step == y.mpq.step;
+  }
+  // Candidates of a search: the grid 0..grid-1, and in a refinement pass one more, index grid =
+  // the current value, always tried, so that a refinement step never lowers the block score (the
+  // grid is relative to the absmax of an input that upstream refinements may have changed).
+  int n_cand() const { return c_.grid + (refining_ ? 1 : 0); }
+  std::vector<int> current() const { return refining_ ? std::vector<int>{c_.grid} : std::vector<int>{}; }
+  float pick(float cur, float base, int i) const { return i == c_.grid ? cur : base * factor(c_, i); }
+  // Refinement passes with refine_window > 0 search only the grid indices within the window
+  // around the current value's position (-1: the whole grid, coarse to fine).
+  int center(float cur, float base) const {
+    if (!refining_ || c_.refine_window <= 0) return -1;
+    const double i = std::nearbyint((double(cur) / base - c_.alpha) * c_.grid / (double(c_.beta) - c_.alpha));
+    return static_cast<int>(std::clamp(i, 0.0, double(c_.grid - 1)));
   }
 
   const ModelConfig& m_;
@@ -452,8 +528,11 @@ class Calibrator {
   WeightMap grads_;
   BlockState F_, U_, C_;
   Scratch sc_;
+  Scratch sd_;  // the later stages' quantized operands in a refinement pass
   ApqParams out_;
-  size_t total_ = 0;
+  size_t total_ = 0, searched_ = 0;  // searches in all (refinement passes included), done
+  bool refining_ = false;  // a refinement pass (ApqConfig::refine): start from out_, one round
+  BlockQuant down_;        // quantizers of the block's later stages in a refinement pass (else float)
 };
 
 }  // namespace

@@ -101,6 +101,9 @@ void ApqConfig::validate() const {
     fail("apq", "the search range needs 0 < alpha <= beta, got alpha={} beta={}", alpha, beta);
   if (rounds < 1 || rounds > 100) fail("apq", "--rounds must be in 1..100, got {}", rounds);
   if (stride < 1 || stride > grid) fail("apq", "--stride must be in 1..grid ({}), got {}", grid, stride);
+  if (refine < 0 || refine > 10) fail("apq", "refine must be in 0..10, got {}", refine);
+  if (refine_window < 0 || refine_window > grid)
+    fail("apq", "refine_window must be in 0..grid ({}), got {}", grid, refine_window);
   if (!(keep > 0.0) || keep > 1.0) fail("apq", "--keep must be in (0, 1], got {}", keep);
   if (calib_images < 1) fail("apq", "--calib-images must be >= 1, got {}", calib_images);
   if (!(mpq_gamma >= 0.0f)) fail("apq", "--mpq-gamma must be >= 0, got {}", mpq_gamma);
@@ -127,6 +130,8 @@ nlohmann::json ApqConfig::to_json() const {
           {"beta", beta},
           {"rounds", rounds},
           {"stride", stride},
+          {"refine", refine},
+          {"refine_window", refine_window},
           {"mpq_select", to_s(kMpqSel, mpq_select)},
           {"mpq_gamma", mpq_gamma},
           {"calib_images", calib_images},
@@ -161,6 +166,8 @@ ApqConfig ApqConfig::from_json(const nlohmann::json& j) {
   num("beta", c.beta);
   num("rounds", c.rounds);
   num("stride", c.stride);
+  num("refine", c.refine);
+  num("refine_window", c.refine_window);
   str("mpq_select", c.mpq_select, kMpqSel);
   num("mpq_gamma", c.mpq_gamma);
   num("calib_images", c.calib_images);

@@ -18,7 +18,7 @@ float mpq_quant(float x, int bits, const MpqParams& p) {
     if (c > static_cast<float>(levels)) return 0.0f;
     return std::ldexp(1.0f, -static_cast<int>(std::max(c, 0.0f)));
   }
-  return std::clamp(std::nearbyint(x / p.step), 0.0f, static_cast<float>(levels)) * p.step;
+  return std::clamp(round_half_even(x / p.step), 0.0f, static_cast<float>(levels)) * p.step;
 }
 
 double mpq_objective(const float* x, size_t n, int bits, const MpqParams& p, float gamma) {

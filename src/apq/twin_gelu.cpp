@@ -8,17 +8,6 @@
 
 namespace qvit::apq {
 
-float gelu_neg_interval(int bits) { return kGeluNegRange / static_cast<float>(1 << (bits - 1)); }
-
-float quant_twin_gelu(float x, int bits, float pos_interval) {
-  const float qmax = static_cast<float>(1 << (bits - 1));
-  if (x < 0.0f) {
-    const float dn = gelu_neg_interval(bits);
-    return std::clamp(std::nearbyint(x / dn), -qmax, 0.0f) * dn;
-  }
-  return std::clamp(std::nearbyint(x / pos_interval), 0.0f, qmax - 1.0f) * pos_interval;
-}
-
 void quant_twin_gelu_inplace(float* x, size_t n, int bits, float pos_interval) {
   check_bits(bits, "abits");
   if (!(pos_interval > 0.0f)) fail("apq", "post-GELU interval must be > 0, got {}", pos_interval);

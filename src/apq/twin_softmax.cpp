@@ -12,12 +12,12 @@ float quant_twin_softmax(float x, int bits, int split_exp, TwinSoftmaxMode mode)
   const float m = static_cast<float>((1 << (bits - 1)) - 1);
   const float split = std::ldexp(1.0f, -split_exp);
   const float d1 = split / m, d2 = 1.0f / m;
-  const float low = std::clamp(std::nearbyint(x / d1), 0.0f, m) * d1;
+  const float low = std::clamp(round_half_even(x / d1), 0.0f, m) * d1;
   if (mode == TwinSoftmaxMode::disjoint) {
     if (x < split) return low;
-    return std::clamp(std::nearbyint(x / d2), 0.0f, m) * d2;
+    return std::clamp(round_half_even(x / d2), 0.0f, m) * d2;
   }
-  const float high = std::clamp(std::nearbyint(x / d2), std::nearbyint(split / d2), m) * d2;
+  const float high = std::clamp(round_half_even(x / d2), std::nearbyint(split / d2), m) * d2;
   return low + high;
 }
 

@@ -7,12 +7,6 @@
 
 namespace qvit::apq {
 
-float quant_sym(float x, float interval, int bits) {
-  const float qmax = static_cast<float>(1 << (bits - 1));
-  const float code = std::clamp(std::nearbyint(x / interval), -qmax, qmax - 1.0f);
-  return code * interval;
-}
-
 float initial_interval(float absmax, int bits) {
   return absmax / (static_cast<float>(1 << (bits - 1)) - 0.5f);
 }

@@ -30,8 +30,8 @@ void ApqArgs::add_to(CLI::App* app) {
   app->add_option("--set", sets,
                   "Override a search option KEY=VALUE (repeatable; keys as in the params file's \"config\": "
                   "softmax, gelu, twin_mode, metric, weights, patch_weights, scope, quantized_inputs, "
-                  "calibrated_upstream, use_labels, keep, rank, grid, alpha, beta, rounds, stride, mpq_select, "
-                  "mpq_gamma)");
+                  "calibrated_upstream, use_labels, keep, rank, grid, alpha, beta, rounds, stride, refine, "
+                  "refine_window, mpq_select, mpq_gamma)");
 }
 
 namespace {
