@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <random>
 #include <vector>
 
@@ -48,6 +49,33 @@ TEST(ApqMetric, BbcMatchesBruteForce) {
       for (size_t i = 0; i < kept; ++i) s += kt[i].second;
       EXPECT_NEAR(metric_bbc(o.data(), q.data(), g.data(), n, keep, r), -s / n, 1e-12) << keep;
     }
+  }
+}
+
+// Many chunks (the selection counts octaves per 65536-term chunk), heavy ties (terms from a
+// few values), zero terms, and a keep fraction below 1/n (one term kept).
+TEST(ApqMetric, BbcSelectionOnLargeTiedInputs) {
+  std::mt19937 rng(11);
+  std::uniform_int_distribution<int> pick(0, 6);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  const size_t n = 200003;
+  std::vector<float> o(n), q(n), g(n);
+  const float steps[7] = {0.0f, 0.25f, 0.5f, 0.75f, 1.0f, 1.5f, 3.0f};
+  for (size_t i = 0; i < n; ++i) {
+    o[i] = nd(rng), q[i] = o[i] - steps[pick(rng)] * (i % 5 == 0 ? nd(rng) : 1.0f), g[i] = steps[pick(rng)];
+  }
+  std::vector<double> t(n);
+  for (size_t i = 0; i < n; ++i) {
+    const double ge = static_cast<double>(g[i]) * (static_cast<double>(o[i]) - q[i]);
+    t[i] = ge * ge;
+  }
+  std::sort(t.begin(), t.end(), std::greater<double>());
+  for (double keep : {1e-9, 0.01, 0.3, 0.5, 0.77, 0.999}) {
+    const size_t kept = std::max<size_t>(1, static_cast<size_t>(std::ceil(keep * n - 1e-9)));
+    double s = 0;
+    for (size_t i = 0; i < kept; ++i) s += t[i];
+    const double got = metric_bbc(o.data(), q.data(), g.data(), n, keep, BbcRank::term);
+    EXPECT_NEAR(got, -s / n, 1e-12 * std::fabs(s / n)) << keep;
   }
 }
 

@@ -327,7 +327,7 @@ TEST(ApqSearch, RefinementNeverLowersTheBlockScore) {
           q.p[k] = &p.layers.at(n);
           const apq::LayerParams &a = p0.layers.at(n), &b = p1.layers.at(n);
           if (r == 1)
-            moved += a.w != b.w || a.a != b.a || a.b != b.b || a.mpq.step != b.mpq.step || a.mpq.kind != b.mpq.kind;
+            moved += !(a == b);
         }
         Q.x_in = x.f32();
         run_stages(c, d, bw, q, Q, sc, kQkv);

@@ -83,6 +83,7 @@ struct LayerParams {
   float a = 0.0f, b = 0.0f;
   int split_exp = -1;
   MpqParams mpq;
+  bool operator==(const LayerParams&) const = default;  // every field, floats by value
 };
 
 struct ApqParams {

@@ -16,6 +16,7 @@ enum class MpqKind { uniform, log2, best };  // best: whichever of the two has t
 struct MpqParams {
   MpqKind kind = MpqKind::uniform;  // uniform or log2 after a search
   float step = 0.0f;                // uniform only
+  bool operator==(const MpqParams&) const = default;
 };
 
 struct MpqSearch {

@@ -178,28 +178,15 @@ class Calibrator {
       F_.x_in = x_fp.f32();
       run_stages(c_, d_, bw, BlockQuant{}, F_, sc_, kQkv);
       const float* in = c_.quantized_inputs ? x_q.f32() : x_fp.f32();
-      for (int k = 0; k < kStages; ++k) {
-        BlockQuant up;
-        if (c_.calibrated_upstream)
-          for (int j = 0; j < k; ++j) up.p[j] = &out_.layers.at(bn + "." + kStageNames[j]);
-        U_.x_in = in;
-        run_stages(c_, d_, bw, up, U_, sc_, kQkv, k - 1);
-        C_.copy_from(U_);
-        search_stage(i, k, bw);
-      }
+      for (int k = 0; k < kStages; ++k) search_in_block(i, k, bw, in, c_.calibrated_upstream);
       // Refinement passes: every stage searched again with all the block's other quantizers
       // calibrated, the later ones included (the first pass had them float).
       for (int pass = 0; pass < c_.refine && c_.metric == MetricKind::bbc; ++pass) {
         refining_ = true;
         for (int k = 0; k < kStages; ++k) {
-          BlockQuant up;
-          for (int j = 0; j < k; ++j) up.p[j] = &out_.layers.at(bn + "." + kStageNames[j]);
           for (int j = k + 1; j < kStages; ++j) down_.p[j] = &out_.layers.at(bn + "." + kStageNames[j]);
           down_.p[k] = nullptr;
-          U_.x_in = in;
-          run_stages(c_, d_, bw, up, U_, sc_, kQkv, k - 1);
-          C_.copy_from(U_);
-          search_stage(i, k, bw);
+          search_in_block(i, k, bw, in, true);
         }
         refining_ = false;
         down_ = BlockQuant{};
@@ -338,7 +325,7 @@ class Calibrator {
         for (int gi = 0; gi < G; ++gi) p.w[gi] = pick(p.w[gi], w0[gi], best[sg == 1 ? 0 : gi]);
       }
       if (j.weights_only) {
-        if (same(p, before)) break;
+        if (p == before) break;
         continue;
       }
       // input, weights fixed
@@ -352,7 +339,7 @@ class Calibrator {
         score(block, j.stage, j.y, j.target, j.g, j.M, j.N, 1, bw, s);
       }, center(p.a, a0), c_.refine_window);
       p.a = pick(p.a, a0, best[0]);
-      if (same(p, before)) break;
+      if (p == before) break;
     }
     finish(j.name, std::move(p));
   }
@@ -360,6 +347,19 @@ class Calibrator {
   void finish(const std::string& name, LayerParams p) {
     out_.layers[name] = std::move(p);
     if (pr_.on_layer) pr_.on_layer(++searched_, total_, name);
+  }
+
+  // Stage k of block i: its input computed from the block input `in` with the earlier stages
+  // quantized (`upstream`, calibrated by now) or float, then its search.
+  void search_in_block(int i, int k, const BlockWeights& bw, const float* in, bool upstream) {
+    const std::string bn = "blocks." + std::to_string(i);
+    BlockQuant up;
+    if (upstream)
+      for (int j = 0; j < k; ++j) up.p[j] = &out_.layers.at(bn + "." + kStageNames[j]);
+    U_.x_in = in;
+    run_stages(c_, d_, bw, up, U_, sc_, kQkv, k - 1);
+    C_.copy_from(U_);
+    search_stage(i, k, bw);
   }
 
   void search_stage(int block, int k, const BlockWeights& bw) {
@@ -420,7 +420,7 @@ class Calibrator {
         }, center(cur, base), c_.refine_window);
         cur = pick(cur, base, best[0]);
       }
-      if (same(p, before)) break;
+      if (p == before) break;
     }
     finish(name, std::move(p));
   }
@@ -470,11 +470,14 @@ class Calibrator {
         const bool twin = c_.softmax == SoftmaxQuant::twin;
         const bool mpq = c_.softmax == SoftmaxQuant::mpq;
         const int n = twin ? 20 : mpq ? c_.grid + 1 + (refining_ ? 1 : 0) : n_cand();
-        std::vector<int> always = current();  // (twin: every split is tried, the current one too)
+        // Always tried: twin: nothing more (every split is tried, the current one too); mpq:
+        // the log2 quantizer, and the current parameters in a refinement pass; uniform: current().
+        std::vector<int> always;
         if (mpq) {
-          always.clear();
           always.push_back(c_.grid);
           if (refining_) always.push_back(c_.grid + 1);
+        } else if (!twin) {
+          always = current();
         }
         auto best = search(n, twin ? 1 : c_.stride, 1, always, [&](int i, std::vector<double>& s) {
           fq_softmax(c_, cand(i), U_.probs.f32(), pq, np);
@@ -491,7 +494,7 @@ class Calibrator {
         run(pq, qq, s);
       }, center(p.b, b0), c_.refine_window);
       p.b = pick(p.b, b0, best[0]);
-      if (same(p, before)) break;
+      if (p == before) break;
     }
     finish(name, std::move(p));
   }
@@ -500,10 +503,6 @@ class Calibrator {
   // is a deterministic function of the parameters it starts from, so a round that changes
   // nothing ends the search (the remaining rounds would repeat it): same result, less time.
   int rounds() const { return refining_ ? 1 : c_.rounds; }
-  static bool same(const LayerParams& x, const LayerParams& y) {
-    return x.w == y.w && x.a == y.a && x.b == y.b && x.split_exp == y.split_exp && x.mpq.kind == y.mpq.kind &&
-           x.mpq.step == y.mpq.step;
-  }
   // Candidates of a search: the grid 0..grid-1, and in a refinement pass one more, index grid =
   // the current value, always tried, so that a refinement step never lowers the block score (the
   // grid is relative to the absmax of an input that upstream refinements may have changed).

@@ -32,28 +32,44 @@ double metric_hessian(const float* o, const float* q, const float* g, size_t n) 
 double metric_bbc(const float* o, const float* q, const float* g, size_t n, double keep, BbcRank rank) {
   if (n == 0) fail("apq", "calibration metric on an empty output");
   if (!(keep > 0.0 && keep <= 1.0)) fail("apq", "BBC keep fraction must be in (0,1], got {}", keep);
-  const size_t kept = std::min(n, static_cast<size_t>(std::ceil(keep * static_cast<double>(n) - 1e-9)));
+  const size_t kept =
+      std::clamp<size_t>(static_cast<size_t>(std::ceil(keep * static_cast<double>(n) - 1e-9)), 1, n);
   // Reused per thread: the calibration calls this thousands of times on ~10^6 elements.
   thread_local std::vector<double> term, key;
   thread_local std::vector<size_t> idx;
   term.resize(n);
   constexpr int64_t kChunk = 1 << 16;
   const int64_t chunks = (static_cast<int64_t>(n) + kChunk - 1) / kChunk;
+  auto chunk_end = [&](int64_t c) { return std::min(n, static_cast<size_t>((c + 1) * kChunk)); };
   double* t = term.data();
+  // With rank = term and kept < n, the selection below needs tau, the kept-th largest term.
+  // Non-negative doubles order like their bit patterns, so tau is found by bits: the terms are
+  // counted by their top 12 bits (sign + exponent: one octave per bucket) per chunk while they
+  // are computed, which names tau's octave; only that octave's terms are then copied out and
+  // selected exactly (nth_element).
+  const bool select = kept < n && rank == BbcRank::term;
+  constexpr int kOctaves = 1 << 12;
+  thread_local std::vector<uint32_t> octave_count;
+  if (select) octave_count.assign(static_cast<size_t>(chunks * kOctaves), 0u);
+  uint32_t* oc = octave_count.data();
   parallel_for(chunks, 1, [&](int64_t c0, int64_t c1) {
-    for (size_t i = static_cast<size_t>(c0 * kChunk); i < std::min(n, static_cast<size_t>(c1 * kChunk)); ++i) {
-      const double ge = static_cast<double>(g[i]) * (static_cast<double>(o[i]) - q[i]);
-      t[i] = ge * ge;
+    for (int64_t c = c0; c < c1; ++c) {
+      uint32_t* h = select ? oc + c * kOctaves : nullptr;
+      for (size_t i = static_cast<size_t>(c * kChunk); i < chunk_end(c); ++i) {
+        const double ge = static_cast<double>(g[i]) * (static_cast<double>(o[i]) - q[i]);
+        t[i] = ge * ge;
+        if (h) ++h[std::bit_cast<uint64_t>(t[i]) >> 52];
+      }
     }
   });
-  // Sum of the terms whose bit pattern is above `above` (all terms when above < 0), in fixed
+  // Sum of the terms whose bit pattern is above `above` (all terms when `all`), in fixed
   // chunks merged in order (thread-count independent).
   std::vector<double> part(static_cast<size_t>(chunks), 0.0);
   auto sum_above = [&](bool all, uint64_t above) {
     parallel_for(chunks, 1, [&](int64_t c0, int64_t c1) {
       for (int64_t c = c0; c < c1; ++c) {
         double s = 0.0;
-        for (size_t i = static_cast<size_t>(c * kChunk); i < std::min(n, static_cast<size_t>((c + 1) * kChunk)); ++i)
+        for (size_t i = static_cast<size_t>(c * kChunk); i < chunk_end(c); ++i)
           if (all || std::bit_cast<uint64_t>(t[i]) > above) s += t[i];
         part[static_cast<size_t>(c)] = s;
       }
@@ -67,39 +83,36 @@ double metric_bbc(const float* o, const float* q, const float* g, size_t n, doub
     sum = sum_above(true, 0);
   } else if (rank == BbcRank::term) {
     // Ranked by the term itself, the kept set's sum does not depend on how ties are broken:
-    // sum = sum(t > tau) + (kept - count(t > tau)) * tau with tau the kept-th largest term, found
-    // by a radix select on the bit patterns (non-negative doubles order like their bits).
-    uint64_t prefix = 0, mask = 0;
-    size_t need = kept;  // how many to take from the elements matching prefix/mask
-    constexpr int kHist = 8;
-    std::vector<uint32_t> hist(static_cast<size_t>(kHist) << 16);
-    for (int shift = 48; shift >= 0; shift -= 16) {
-      std::fill(hist.begin(), hist.end(), 0u);
-      parallel_for(kHist, 1, [&](int64_t h0, int64_t h1) {
-        for (int64_t h = h0; h < h1; ++h) {
-          uint32_t* hh = hist.data() + (static_cast<size_t>(h) << 16);
-          const size_t i0 = n * static_cast<size_t>(h) / kHist, i1 = n * static_cast<size_t>(h + 1) / kHist;
-          for (size_t i = i0; i < i1; ++i) {
-            const uint64_t b = std::bit_cast<uint64_t>(t[i]);
-            if ((b & mask) == prefix) ++hh[(b >> shift) & 0xFFFF];
-          }
-        }
-      });
-      size_t above = 0;
-      for (int bucket = 0xFFFF; bucket >= 0; --bucket) {
-        size_t cnt = 0;
-        for (int h = 0; h < kHist; ++h) cnt += hist[(static_cast<size_t>(h) << 16) + static_cast<size_t>(bucket)];
-        if (above + cnt >= need) {
-          need -= above;
-          prefix |= static_cast<uint64_t>(bucket) << shift;
-          mask |= uint64_t{0xFFFF} << shift;
-          break;
-        }
-        above += cnt;
-      }
+    // sum = sum(t > tau) + (kept - count(t > tau)) * tau.
+    size_t above = 0;  // terms in octaves above tau's
+    int octave = kOctaves - 1;
+    for (;; --octave) {
+      size_t cnt = 0;
+      for (int64_t c = 0; c < chunks; ++c) cnt += oc[c * kOctaves + octave];
+      if (above + cnt >= kept) break;
+      above += cnt;
     }
-    const double tau = std::bit_cast<double>(prefix);
-    sum = sum_above(false, prefix) + static_cast<double>(need) * tau;
+    std::vector<size_t> offset(static_cast<size_t>(chunks) + 1, 0);
+    for (int64_t c = 0; c < chunks; ++c) offset[c + 1] = offset[c] + oc[c * kOctaves + octave];
+    thread_local std::vector<uint64_t> cand;
+    cand.resize(offset.back());
+    uint64_t* cd = cand.data();
+    parallel_for(chunks, 1, [&](int64_t c0, int64_t c1) {
+      for (int64_t c = c0; c < c1; ++c) {
+        uint64_t* dst = cd + offset[static_cast<size_t>(c)];
+        for (size_t i = static_cast<size_t>(c * kChunk); i < chunk_end(c); ++i) {
+          const uint64_t b = std::bit_cast<uint64_t>(t[i]);
+          if (static_cast<int>(b >> 52) == octave) *dst++ = b;
+        }
+      }
+    });
+    const size_t need = kept - above;  // 1 <= need <= cand.size()
+    std::nth_element(cand.begin(), cand.begin() + static_cast<std::ptrdiff_t>(need - 1), cand.end(),
+                     std::greater<uint64_t>());
+    const uint64_t tau_bits = cand[need - 1];
+    size_t more = 0;  // terms of the octave above tau
+    for (uint64_t b : cand) more += b > tau_bits;
+    sum = sum_above(false, tau_bits) + static_cast<double>(kept - above - more) * std::bit_cast<double>(tau_bits);
   } else {
     key.resize(n);
     for (size_t i = 0; i < n; ++i) {

@@ -1,7 +1,9 @@
 // PTQ4ViT-style simulated ViT/DeiT: the staged block (src/apq/qsim.h) and the quantized model
-// (create_model). Float ops use the FP32 kernels of src/kernels; quantizers are the scalar ones of
-// apq_quant.h / apq_mpq.h applied elementwise in fixed chunks (thread-count independent).
+// (create_model). Float ops use the FP32 kernels of src/kernels; quantizers are those of
+// apq_quant.h / apq_mpq.h applied elementwise in fixed chunks (thread-count independent), through
+// the span kernels of fq_span.h (scalar reference or its bit-identical AVX2 twin).
 #include "apq/qsim.h"
+#include "apq/fq_span.h"
 
 #include <algorithm>
 #include <cmath>
@@ -89,38 +91,82 @@ namespace {
 
 constexpr int64_t kChunk = 1 << 15;  // elements per work item of the elementwise quantizers
 
+// f(i0, i1) on fixed chunks of [0, n), in parallel (thread-count independent).
 template <class F>
 void chunked(int64_t n, F&& f) {
   parallel_for((n + kChunk - 1) / kChunk, 1, [&](int64_t c0, int64_t c1) {
-    for (int64_t c = c0; c < c1; ++c) {
-      const int64_t i0 = c * kChunk, i1 = std::min(n, i0 + kChunk);
-      for (int64_t i = i0; i < i1; ++i) f(i);
-    }
+    for (int64_t c = c0; c < c1; ++c) f(c * kChunk, std::min(n, (c + 1) * kChunk));
   });
+}
+
+bool avx2() { return kernel_path() == KernelPath::avx2; }
+
+}  // namespace
+
+// ---- span quantizers: the scalar references of fq_span.h ----
+void fq_sym_span_ref(const float* x, float* out, int64_t n, float d, int bits) {
+  for (int64_t i = 0; i < n; ++i) out[i] = quant_sym(x[i], d, bits);
+}
+
+void fq_gelu_span_ref(const float* x, float* out, int64_t n, float pos_interval, int bits) {
+  for (int64_t i = 0; i < n; ++i) out[i] = quant_twin_gelu(x[i], bits, pos_interval);
+}
+
+void fq_upos_span_ref(const float* x, float* out, int64_t n, float step, int levels) {
+  for (int64_t i = 0; i < n; ++i)
+    out[i] = std::clamp(round_half_even(x[i] / step), 0.0f, static_cast<float>(levels)) * step;
+}
+
+void fq_twin_softmax_span_ref(const float* x, float* out, int64_t n, int bits, int split_exp, TwinSoftmaxMode mode) {
+  for (int64_t i = 0; i < n; ++i) out[i] = quant_twin_softmax(x[i], bits, split_exp, mode);
+}
+
+namespace {
+
+void sym_span(const float* x, float* out, int64_t n, float d, int bits) {
+  avx2() ? fq_sym_span_avx2(x, out, n, d, bits) : fq_sym_span_ref(x, out, n, d, bits);
 }
 
 }  // namespace
 
 void fq_sym(const float* x, float* out, int64_t n, float interval, int bits) {
   if (!(interval > 0.0f)) fail("apq", "quantizer interval must be > 0, got {}", interval);
-  chunked(n, [&](int64_t i) { out[i] = quant_sym(x[i], interval, bits); });
+  chunked(n, [&](int64_t i0, int64_t i1) { sym_span(x + i0, out + i0, i1 - i0, interval, bits); });
 }
 
 void fq_gelu(const float* x, float* out, int64_t n, float pos_interval, int bits) {
   if (!(pos_interval > 0.0f)) fail("apq", "post-GELU interval must be > 0, got {}", pos_interval);
-  chunked(n, [&](int64_t i) { out[i] = quant_twin_gelu(x[i], bits, pos_interval); });
+  const bool v = avx2();
+  chunked(n, [&](int64_t i0, int64_t i1) {
+    v ? fq_gelu_span_avx2(x + i0, out + i0, i1 - i0, pos_interval, bits)
+      : fq_gelu_span_ref(x + i0, out + i0, i1 - i0, pos_interval, bits);
+  });
 }
 
 void fq_softmax(const ApqConfig& c, const LayerParams& p, const float* x, float* out, int64_t n) {
+  const bool v = avx2();
   switch (c.softmax) {
     case SoftmaxQuant::uniform:
       fq_sym(x, out, n, p.a, c.abits);
       return;
     case SoftmaxQuant::twin:
-      chunked(n, [&](int64_t i) { out[i] = quant_twin_softmax(x[i], c.abits, p.split_exp, c.twin_mode); });
+      chunked(n, [&](int64_t i0, int64_t i1) {
+        v ? fq_twin_softmax_span_avx2(x + i0, out + i0, i1 - i0, c.abits, p.split_exp, c.twin_mode)
+          : fq_twin_softmax_span_ref(x + i0, out + i0, i1 - i0, c.abits, p.split_exp, c.twin_mode);
+      });
       return;
     case SoftmaxQuant::mpq:
-      chunked(n, [&](int64_t i) { out[i] = mpq_quant(x[i], c.abits, p.mpq); });
+      if (p.mpq.kind == MpqKind::uniform) {  // = mpq_quant's uniform branch
+        const int levels = (1 << c.abits) - 1;
+        chunked(n, [&](int64_t i0, int64_t i1) {
+          v ? fq_upos_span_avx2(x + i0, out + i0, i1 - i0, p.mpq.step, levels)
+            : fq_upos_span_ref(x + i0, out + i0, i1 - i0, p.mpq.step, levels);
+        });
+        return;
+      }
+      chunked(n, [&](int64_t i0, int64_t i1) {
+        for (int64_t i = i0; i < i1; ++i) out[i] = mpq_quant(x[i], c.abits, p.mpq);
+      });
       return;
   }
 }
@@ -130,10 +176,7 @@ void fq_weight(const float* w, float* out, int64_t rows, int64_t cols, const std
   if (groups == 0 || rows % groups != 0) fail("apq", "weight with {} rows cannot take {} intervals", rows, groups);
   const int64_t per = rows / groups;
   parallel_for(rows, 16, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      const float d = iv[static_cast<size_t>(r / per)];
-      for (int64_t k = 0; k < cols; ++k) out[r * cols + k] = quant_sym(w[r * cols + k], d, bits);
-    }
+    for (int64_t r = r0; r < r1; ++r) sym_span(w + r * cols, out + r * cols, cols, iv[static_cast<size_t>(r / per)], bits);
   });
 }
 
@@ -160,11 +203,10 @@ void quant_qkv_part(const float* qkv, float* qkvq, const Dims& d, int part, floa
   if (!(interval > 0.0f)) fail("apq", "matmul operand interval must be > 0, got {}", interval);
   const int64_t R = d.R(), D = d.D;
   parallel_for(R, 64, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r)
-      for (int64_t j = 0; j < D; ++j) {
-        const int64_t at = r * 3 * D + part * D + j;
-        qkvq[at] = quant_sym(qkv[at], interval, bits);
-      }
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t at = r * 3 * D + part * D;
+      sym_span(qkv + at, qkvq + at, D, interval, bits);
+    }
   });
 }
 
