@@ -99,5 +99,58 @@ TEST(ApqFqSpan, Avx2IsBitIdenticalToReference) {
       }
 }
 
+// The threshold form of MPQ's log2 quantizer equals mpq_quant (which calls log2f) on every float
+// within 2^12 bit patterns of every threshold — the only places where a step can fall — and on
+// random floats, zeros, negatives, denormals, inf and NaN.
+TEST(ApqFqSpan, MpqLog2ThresholdsMatchTheScalarQuantizer) {
+  if (!have_avx2()) GTEST_SKIP() << "no AVX2/FMA on this CPU";
+  for (int bits : {2, 3, 4, 5}) {
+    const std::vector<float>& t = mpq_log2_thresholds(bits);
+    ASSERT_EQ(t.size(), static_cast<size_t>(1 << bits));  // c = 0 .. levels
+    for (size_t c = 1; c < t.size(); ++c) ASSERT_LT(t[c], t[c - 1]);
+    std::vector<float> x = {0.0f, -0.0f, -1.0f, 1e-45f, 1e-40f, 1.0f, 2.0f, 3e38f, INFINITY, -INFINITY, NAN, 0.5f};
+    for (float th : t) {
+      uint32_t u;
+      std::memcpy(&u, &th, 4);
+      for (int64_t k = -4096; k <= 4096; ++k) {
+        const uint32_t v = u + static_cast<uint32_t>(k);
+        float f;
+        std::memcpy(&f, &v, 4);
+        x.push_back(f);
+      }
+    }
+    uint32_t s = 3;
+    for (int i = 0; i < 100000; ++i) {
+      s = s * 1664525u + 1013904223u;
+      x.push_back(std::ldexp(static_cast<float>(s >> 8) / float(1 << 24), -static_cast<int>(s & 31)));
+    }
+    same_bits(x, [&](const float* i, float* o, int64_t n) { fq_mpq_log2_span_ref(i, o, n, bits); },
+              [&](const float* i, float* o, int64_t n) { fq_mpq_log2_span_avx2(i, o, n, t); }, "mpq log2");
+  }
+  // hand value: 2 bits, 0.3 -> 2^-2 (-log2 0.3 = 1.74), 0.06 -> 0 (4.06 rounds to 4 > 3)
+  const float in[2] = {0.3f, 0.06f};
+  float out[2];
+  fq_mpq_log2_span_avx2(in, out, 2, mpq_log2_thresholds(2));
+  EXPECT_EQ(out[0], 0.25f);
+  EXPECT_EQ(out[1], 0.0f);
+}
+
+TEST(ApqFqSpan, BiasRows) {
+  for (int64_t N : {1, 7, 8, 9, 17, 192}) {
+    std::vector<float> y(static_cast<size_t>(3 * N)), b(static_cast<size_t>(N));
+    for (size_t i = 0; i < y.size(); ++i) y[i] = 0.1f * static_cast<float>(i) - 3.0f;
+    for (size_t i = 0; i < b.size(); ++i) b[i] = 1.0f / (1.0f + static_cast<float>(i));
+    std::vector<float> want = y;
+    for (int64_t r = 0; r < 3; ++r)
+      for (int64_t j = 0; j < N; ++j) want[r * N + j] = y[r * N + j] + b[j];
+    std::vector<float> a = y;
+    bias_rows_ref(a.data(), b.data(), 3, N);
+    for (size_t i = 0; i < y.size(); ++i) ASSERT_EQ(bits_of(a[i]), bits_of(want[i]));
+    if (!have_avx2()) continue;
+    bias_rows_avx2(y.data(), b.data(), 3, N);
+    for (size_t i = 0; i < y.size(); ++i) ASSERT_EQ(bits_of(y[i]), bits_of(want[i])) << N << " " << i;
+  }
+}
+
 }  // namespace
 }  // namespace qvit::apq::detail

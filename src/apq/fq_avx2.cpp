@@ -72,4 +72,24 @@ void fq_twin_softmax_span_avx2(const float* x, float* out, int64_t n, int bits, 
   }
 }
 
+void fq_mpq_log2_span_avx2(const float* x, float* out, int64_t n, const std::vector<float>& thresholds) {
+  const int steps = static_cast<int>(thresholds.size());
+  __m256 t[kMpqLog2MaxVectorSteps], level[kMpqLog2MaxVectorSteps];
+  for (int c = 0; c < steps; ++c) t[c] = _mm256_set1_ps(thresholds[c]), level[c] = _mm256_set1_ps(std::ldexp(1.0f, -c));
+  spans(x, out, n, [&](__m256 v) {
+    __m256 r = _mm256_setzero_ps();  // below every threshold, x <= 0 and NaN: 0
+    for (int c = steps - 1; c >= 0; --c) r = _mm256_blendv_ps(r, level[c], _mm256_cmp_ps(v, t[c], _CMP_GE_OQ));
+    return r;
+  });
+}
+
+void bias_rows_avx2(float* y, const float* b, int64_t rows, int64_t N) {
+  for (int64_t r = 0; r < rows; ++r) {
+    float* yr = y + r * N;
+    int64_t j = 0;
+    for (; j + 8 <= N; j += 8) _mm256_storeu_ps(yr + j, _mm256_add_ps(_mm256_loadu_ps(yr + j), _mm256_loadu_ps(b + j)));
+    for (; j < N; ++j) yr[j] += b[j];
+  }
+}
+
 }  // namespace qvit::apq::detail

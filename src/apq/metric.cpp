@@ -69,8 +69,9 @@ double metric_bbc(const float* o, const float* q, const float* g, size_t n, doub
     parallel_for(chunks, 1, [&](int64_t c0, int64_t c1) {
       for (int64_t c = c0; c < c1; ++c) {
         double s = 0.0;
+        // (branch-free: adding +0.0 leaves s unchanged bit for bit, s >= +0 throughout)
         for (size_t i = static_cast<size_t>(c * kChunk); i < chunk_end(c); ++i)
-          if (all || std::bit_cast<uint64_t>(t[i]) > above) s += t[i];
+          s += (all || std::bit_cast<uint64_t>(t[i]) > above) ? t[i] : 0.0;
         part[static_cast<size_t>(c)] = s;
       }
     });
@@ -99,10 +100,14 @@ double metric_bbc(const float* o, const float* q, const float* g, size_t n, doub
     uint64_t* cd = cand.data();
     parallel_for(chunks, 1, [&](int64_t c0, int64_t c1) {
       for (int64_t c = c0; c < c1; ++c) {
+        // Branch-free copy: every term is written at the cursor, which advances on a match only;
+        // the cursor stays inside the chunk's own slots (the loop ends when they are full).
         uint64_t* dst = cd + offset[static_cast<size_t>(c)];
-        for (size_t i = static_cast<size_t>(c * kChunk); i < chunk_end(c); ++i) {
+        uint64_t* const end = cd + offset[static_cast<size_t>(c) + 1];
+        for (size_t i = static_cast<size_t>(c * kChunk); i < chunk_end(c) && dst < end; ++i) {
           const uint64_t b = std::bit_cast<uint64_t>(t[i]);
-          if (static_cast<int>(b >> 52) == octave) *dst++ = b;
+          *dst = b;
+          dst += static_cast<int>(b >> 52) == octave;
         }
       }
     });

@@ -6,6 +6,7 @@
 #include "apq/fq_span.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstring>
 
@@ -121,6 +122,39 @@ void fq_twin_softmax_span_ref(const float* x, float* out, int64_t n, int bits, i
   for (int64_t i = 0; i < n; ++i) out[i] = quant_twin_softmax(x[i], bits, split_exp, mode);
 }
 
+void fq_mpq_log2_span_ref(const float* x, float* out, int64_t n, int bits) {
+  const MpqParams p{MpqKind::log2, 0.0f};
+  for (int64_t i = 0; i < n; ++i) out[i] = mpq_quant(x[i], bits, p);
+}
+
+void bias_rows_ref(float* y, const float* b, int64_t rows, int64_t N) {
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < N; ++j) y[r * N + j] += b[j];
+}
+
+const std::vector<float>& mpq_log2_thresholds(int bits) {
+  static const auto tables = [] {
+    std::vector<std::vector<float>> t(9);
+    for (int k = 2; k <= 8; ++k) {
+      const MpqParams p{MpqKind::log2, 0.0f};
+      const int top = std::min((1 << k) - 1, 149);
+      for (int c = 0; c <= top; ++c) {
+        // smallest positive float bit pattern u with mpq_quant(u) >= 2^-c (true at u = 1.0f)
+        const float want = std::ldexp(1.0f, -c);
+        uint32_t lo = 0, hi = 0x3f800000u;  // mpq_quant(lo) < want <= mpq_quant(hi)
+        while (hi - lo > 1) {
+          const uint32_t mid = lo + (hi - lo) / 2;
+          (mpq_quant(std::bit_cast<float>(mid), k, p) >= want ? hi : lo) = mid;
+        }
+        t[k].push_back(std::bit_cast<float>(hi));
+      }
+    }
+    return t;
+  }();
+  check_bits(bits, "abits");
+  return tables[bits];
+}
+
 namespace {
 
 void sym_span(const float* x, float* out, int64_t n, float d, int bits) {
@@ -164,9 +198,12 @@ void fq_softmax(const ApqConfig& c, const LayerParams& p, const float* x, float*
         });
         return;
       }
-      chunked(n, [&](int64_t i0, int64_t i1) {
-        for (int64_t i = i0; i < i1; ++i) out[i] = mpq_quant(x[i], c.abits, p.mpq);
-      });
+      if (v && mpq_log2_thresholds(c.abits).size() <= kMpqLog2MaxVectorSteps) {
+        const std::vector<float>& t = mpq_log2_thresholds(c.abits);
+        chunked(n, [&](int64_t i0, int64_t i1) { fq_mpq_log2_span_avx2(x + i0, out + i0, i1 - i0, t); });
+      } else {
+        chunked(n, [&](int64_t i0, int64_t i1) { fq_mpq_log2_span_ref(x + i0, out + i0, i1 - i0, c.abits); });
+      }
       return;
   }
 }
@@ -192,9 +229,7 @@ void linear_nt(const float* x, const float* w, const float* b, float* y, int64_t
     for (int64_t c = c0; c < c1; ++c) {
       const int64_t r0 = c * kRows, m = std::min(M, r0 + kRows) - r0;
       gemm_f32(false, true, m, N, K, 1.0f, x + r0 * K, K, w, K, 0.0f, y + r0 * N, N);
-      if (b)
-        for (int64_t r = 0; r < m; ++r)
-          for (int64_t j = 0; j < N; ++j) y[(r0 + r) * N + j] += b[j];
+      if (b) avx2() ? bias_rows_avx2(y + r0 * N, b, m, N) : bias_rows_ref(y + r0 * N, b, m, N);
     }
   });
 }
