@@ -269,7 +269,7 @@ TEST(ApqParamsFile, RoundTripAndErrors) {
 
 
 // The per-bit-width defaults: apq's post-softmax quantizer is MPQ up to 5 activation bits and twin
-// uniform from 6; the other methods keep theirs; the bits are set.
+// uniform from 6; the other methods keep theirs; the bits are set; apq refines each block once.
 TEST(ApqSearch, DefaultsFollowActivationBits) {
   using apq::ApqConfig;
   using apq::Method;
@@ -284,18 +284,23 @@ TEST(ApqSearch, DefaultsFollowActivationBits) {
   EXPECT_EQ(c.wbits, 3);
   EXPECT_EQ(c.abits, 7);
   EXPECT_EQ(c.metric, apq::MetricKind::bbc);
+  // one refinement pass for apq (decision 6b); the layer-metric methods have nothing to refine
+  EXPECT_EQ(c.refine, 1);
+  EXPECT_EQ(ApqConfig::defaults(Method::ptq4vit, 4, 4).refine, 0);
+  EXPECT_EQ(ApqConfig::defaults(Method::base, 4, 4).refine, 0);
 }
 
 
 // A refinement pass (ApqConfig::refine) is coordinate descent on each block's BBC score with every
 // quantizer of the block on: the current value is always one of the candidates, so the score of
-// the fully quantized block (recomputed here from the FP block input) never goes down, with the
-// windowed search (default) and with the whole grid; and on this model some parameters move.
+// the fully quantized block (recomputed here from the FP block input) never goes down, with a
+// windowed search and with the whole grid (the default); and on this model some parameters move.
 TEST(ApqSearch, RefinementNeverLowersTheBlockScore) {
   using namespace apq::detail;
   Tiny t;
   apq::ApqConfig c = small_grid(apq::Method::apq, 3);  // (at 4 bits this model's first pass is already optimal)
   c.stride = 4;
+  c.refine = 0;  // p0: the first pass alone
   const apq::ApqParams p0 = apq::calibrate(t.cfg, t.w, t.x, {}, c);
   std::vector<std::string> names;
   for (int i = 0; i < t.cfg.depth; ++i) names.push_back("blocks." + std::to_string(i));

@@ -51,7 +51,7 @@ struct ApqConfig {
   float alpha = 0.01f, beta = 1.2f;
   int rounds = 3;                          // alternating weight / input (A / B) rounds
   int stride = 1;                          // coarse-to-fine: every stride-th candidate, then the neighbours of the best
-  int refine = 0;                          // bbc: extra passes over each block, every other quantizer calibrated
+  int refine = 0;                          // apq: 1. bbc: extra passes over each block, every other quantizer calibrated
   int refine_window = 0;                   // >0: a refinement search tries only the current value and the grid within +-window
   MpqSelect mpq_select = MpqSelect::metric;
   float mpq_gamma = 1.0f;
