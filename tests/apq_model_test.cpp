@@ -244,6 +244,13 @@ TEST(ApqParamsFile, RoundTripAndErrors) {
   };
   nlohmann::json j = p.to_json();
   auto v = j;
+  // A file from before the refinement option was calibrated without it, even for apq (default 1).
+  v["config"]["method"] = "apq";
+  v["config"]["refine"] = 2;
+  EXPECT_EQ(apq::ApqConfig::from_json(v["config"]).refine, 2);  // present: kept
+  v["config"].erase("refine");
+  EXPECT_EQ(apq::ApqConfig::from_json(v["config"]).refine, 0);
+  v = j;
   v["version"] = 2;
   expect_error(v, "version 2");
   v = j;

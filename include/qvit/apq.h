@@ -65,7 +65,7 @@ struct ApqConfig {
   static ApqConfig defaults(Method m, int wbits, int abits);
   std::string label() const;  // "apq W4A4"
   nlohmann::json to_json() const;
-  static ApqConfig from_json(const nlohmann::json& j);  // missing keys keep the method's defaults
+  static ApqConfig from_json(const nlohmann::json& j);  // missing keys keep the method's defaults (refine: 0)
   void validate() const;                                 // bit widths, grid, keep, ... (clear errors)
 };
 

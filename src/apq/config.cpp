@@ -169,6 +169,9 @@ ApqConfig ApqConfig::from_json(const nlohmann::json& j) {
   num("beta", c.beta);
   num("rounds", c.rounds);
   num("stride", c.stride);
+  // A file without "refine" predates the option (2026-12-05) and was calibrated without a
+  // refinement pass, whatever the method's default is now.
+  c.refine = 0;
   num("refine", c.refine);
   num("refine_window", c.refine_window);
   str("mpq_select", c.mpq_select, kMpqSel);
